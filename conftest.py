@@ -1,4 +1,7 @@
-"""Test configuration: 8 emulated CPU devices and a small hypothesis profile for CI."""
+"""Test configuration (root, so it runs before any module imports jax, doctests included).
+
+8 emulated CPU devices for the sharding tests, and a small hypothesis profile for CI.
+"""
 
 import os
 

@@ -1,0 +1,6 @@
+"""``python -m jaxirm``: the command line."""
+
+from jaxirm.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
