@@ -23,8 +23,8 @@ from jaxirm import _validation as _v
 
 __all__ = ["one_hot", "env_mass", "env_mask", "env_measure", "split_halves", "MEASURE_KINDS"]
 
-#: The measure kinds `env_measure` builds.
 MEASURE_KINDS = ("uniform", "empirical")
+"""The measure kinds `env_measure` builds."""
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -44,7 +44,7 @@ def one_hot(labels: ArrayLike, num_envs: int, dtype: Any = jnp.float32) -> jax.A
       TypeError: ``labels`` is not an integer array, or ``num_envs`` is not a Python int.
       ValueError: ``labels`` is not 1-D, or holds a label outside ``[0, num_envs)`` (checked when concrete).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from jaxirm.envs import one_hot
       >>> one_hot(jnp.array([0, 2]), 3)
@@ -86,9 +86,10 @@ def env_mass(envs: ArrayLike, num_envs: int | None = None) -> jax.Array:
       ``[E]`` masses (float32 unless the weights are float64).
 
     Raises:
-      ValueError, TypeError: see `env_measure`.
+      ValueError: see `env_measure`.
+      TypeError: see `env_measure`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from jaxirm.envs import env_mass
       >>> env_mass(jnp.array([0, 0, 2]), num_envs=3)
@@ -110,7 +111,8 @@ def env_mask(envs: ArrayLike, num_envs: int | None = None) -> jax.Array:
       ``[E]`` booleans, True where m_e > 0.
 
     Raises:
-      ValueError, TypeError: see `env_measure`.
+      ValueError: see `env_measure`.
+      TypeError: see `env_measure`.
     """
     return env_mass(envs, num_envs) > 0
 
@@ -138,7 +140,7 @@ def env_measure(envs: ArrayLike, num_envs: int | None = None, kind: str = "unifo
         weights (checked when concrete).
       TypeError: ``envs`` of shape ``[n]`` is not integer; ``num_envs`` is not a Python int.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from jaxirm import env_measure
       >>> labels = jnp.array([0, 0, 0, 1])
@@ -175,9 +177,10 @@ def split_halves(envs: ArrayLike, num_envs: int | None = None) -> jax.Array:
       ``[n]`` int32 in {0, 1}.
 
     Raises:
-      ValueError, TypeError: see `env_measure`.
+      ValueError: see `env_measure`.
+      TypeError: see `env_measure`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from jaxirm.envs import split_halves
       >>> split_halves(jnp.array([1, 0, 1, 1, 0]), num_envs=2)

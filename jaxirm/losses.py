@@ -50,7 +50,7 @@ def bce_with_logits(logits: ArrayLike, y: ArrayLike) -> jax.Array:
     Returns:
       ``[n]`` per-example losses.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from jaxirm.losses import bce_with_logits
       >>> bce_with_logits(jnp.array([0.0, 2.0]), jnp.array([1.0, 0.0])).round(4)
@@ -74,7 +74,7 @@ def softmax_cross_entropy(logits: ArrayLike, y: ArrayLike) -> jax.Array:
     Returns:
       ``[n]`` per-example losses.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from jaxirm.losses import softmax_cross_entropy
       >>> softmax_cross_entropy(jnp.zeros((1, 4)), jnp.array([2])).round(4)
@@ -97,7 +97,7 @@ def squared_error(predictions: ArrayLike, y: ArrayLike) -> jax.Array:
     Returns:
       ``[n]`` per-example losses.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from jaxirm.losses import squared_error
       >>> squared_error(jnp.array([1.0, 3.0]), jnp.array([0.0, 1.0]))

@@ -39,7 +39,7 @@ def abs0(x: ArrayLike) -> jax.Array:
     Returns:
       |x|, same shape.
 
-    Example:
+    Examples:
       >>> import jax
       >>> from jaxirm.penalties import abs0
       >>> jax.grad(abs0)(0.0), jax.grad(abs0)(-2.0)
@@ -71,7 +71,7 @@ def tv_l2(grads: ArrayLike, measure: ArrayLike | None = None) -> jax.Array:
         negative.
       TypeError: an argument is not a numeric array.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from jaxirm import tv_l2
       >>> tv_l2(jnp.array([1.0, -3.0]))
@@ -97,7 +97,7 @@ def tv_l1(grads: ArrayLike, measure: ArrayLike | None = None) -> jax.Array:
         negative.
       TypeError: an argument is not a numeric array.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from jaxirm import tv_l1
       >>> tv_l1(jnp.array([1.0, -3.0]))  # (|1| + |-3|)^2 / 4
@@ -124,7 +124,7 @@ def vrex(risks: ArrayLike, measure: ArrayLike | None = None) -> jax.Array:
         negative.
       TypeError: an argument is not a numeric array.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> from jaxirm import vrex
       >>> vrex(jnp.array([1.0, 3.0]))

@@ -126,9 +126,10 @@ def scale_grads(
       ``[E]`` gradients g.
 
     Raises:
-      TypeError, ValueError: see the list in `jaxirm.env_risks`.
+      TypeError: see the list in `jaxirm.env_risks`.
+      ValueError: see the list in `jaxirm.env_risks`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import jaxirm
       >>> from jaxirm.losses import bce_with_logits
@@ -171,7 +172,8 @@ def split_scale_grads(
       ``[2, E]``: row 0 is g^a, row 1 is g^b. An environment without mass in a half gets 0 there.
 
     Raises:
-      TypeError, ValueError: see the list in `jaxirm.env_risks`; ``halves`` not an integer ``[n]`` array
+      TypeError: see the list in `jaxirm.env_risks`.
+      ValueError: see the list in `jaxirm.env_risks`. ``halves`` not an integer ``[n]`` array
         (``TypeError``/``ValueError``), or holding values other than 0/1 (checked when concrete).
     """
     logits, y, envs, num = _check(loss_fn, logits, y, envs, num_envs)

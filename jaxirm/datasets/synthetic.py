@@ -45,7 +45,7 @@ def invariant_ceiling(noise_ratio: float = 0.1, dim_inv: int = 5) -> float:
     Raises:
       ValueError: ``noise_ratio`` outside [0, 0.5] or ``dim_inv`` < 1.
 
-    Example:
+    Examples:
       >>> round(invariant_ceiling(0.1, 5), 4)
       0.8899
     """
@@ -135,7 +135,7 @@ def logit_z(
       ValueError: a probability outside [0, 1], ``noise_ratio`` outside [0, 0.5], sizes smaller than the
         number of environments, or non-positive dimensions.
 
-    Example:
+    Examples:
       >>> train, test = logit_z(0, n_train=100, n_test=80)
       >>> train.x.shape, train.num_envs, test.num_envs
       ((100, 10), 2, 4)
