@@ -1,0 +1,130 @@
+"""Flax modules of the papers' architectures (PAPERS.md Table 1): feature extractor Φ, ρ(z) and λ_Ψ(vec Φ).
+
+All layers use Xavier-uniform kernels and zero biases, as the released code does. Solvers accept any
+``apply_fn(params, x)``, so these are conveniences, not requirements: a flax.linen ``model.apply`` or a
+flax.nnx module split into ``(graphdef, state)`` plugs in the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+__all__ = ["MLP", "EnvInference", "LambdaNet", "flatten_params"]
+
+_kernel_init = nn.initializers.xavier_uniform()
+_bias_init = nn.initializers.zeros
+
+
+class MLP(nn.Module):
+    """Feature extractor Φ: Dense → ReLU → … → Dense; a linear model when ``hidden`` is empty.
+
+    Attributes:
+      hidden: widths of the hidden layers, e.g. ``(16,)`` for CelebA/Adult, ``()`` for the simulation.
+      out_dim: number of outputs (1 for binary classification and regression, C for C classes).
+
+    Input ``[n, d]``; output ``[n]`` when ``out_dim == 1`` (logits of a binary or regression loss), else
+    ``[n, out_dim]``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> model = MLP(hidden=(16,))
+      >>> params = model.init(jax.random.key(0), jnp.zeros((1, 10)))
+      >>> model.apply(params, jnp.ones((4, 10))).shape
+      (4,)
+    """
+
+    hidden: Sequence[int] = ()
+    out_dim: int = 1
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for width in self.hidden:
+            x = nn.relu(nn.Dense(width, kernel_init=_kernel_init, bias_init=_bias_init)(x))
+        out = nn.Dense(self.out_dim, kernel_init=_kernel_init, bias_init=_bias_init)(x)
+        return out[..., 0] if self.out_dim == 1 else out
+
+
+class EnvInference(nn.Module):
+    """Environment-inference network ρ(z) ∈ Δ^E (ZIN's ``InferEnv`` / ``InferEnvMultiClass``).
+
+    Dense(hidden) → ReLU → Dense → sigmoid for E = 2 (one output q, environments (q, 1 − q)), softmax for
+    E > 2. Feed it standardised z.
+
+    Attributes:
+      num_envs: number of inferred environments E ≥ 2.
+      hidden: width of the hidden layer.
+
+    Input ``[n, k]`` auxiliary variables; output ``[n, E]`` soft environment weights (rows sum to 1).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> rho = EnvInference(num_envs=2)
+      >>> params = rho.init(jax.random.key(0), jnp.zeros((1, 1)))
+      >>> rho.apply(params, jnp.linspace(-1, 1, 5)[:, None]).sum(axis=1)
+      Array([1., 1., 1., 1., 1.], dtype=float32)
+    """
+
+    num_envs: int = 2
+    hidden: int = 16
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:
+        if self.num_envs < 2:
+            raise ValueError(f"num_envs must be >= 2 to infer environments, got {self.num_envs}")
+        h = nn.relu(nn.Dense(self.hidden, kernel_init=_kernel_init, bias_init=_bias_init)(z))
+        if self.num_envs == 2:
+            q = nn.sigmoid(nn.Dense(1, kernel_init=_kernel_init, bias_init=_bias_init)(h))
+            return jnp.concatenate([q, 1.0 - q], axis=-1)
+        logits = nn.Dense(self.num_envs, kernel_init=_kernel_init, bias_init=_bias_init)(h)
+        return nn.softmax(logits, axis=-1)
+
+
+class LambdaNet(nn.Module):
+    """The OOD-TV multiplier λ_Ψ(vec Φ) ≥ 0: Dense(hidden) → ReLU → Dense(1) → softplus.
+
+    Its input is the flattened parameter vector of the model Φ (`flatten_params`), so λ depends on Φ and
+    ∇_Φ λ flows into Φ's update (OOD-TV paper, eqs. 13–16).
+
+    Attributes:
+      hidden: width of the hidden layer (1 for the simulation, 16 or 32 for the real-data tasks).
+
+    Input ``[P]`` (one parameter vector) or ``[b, P]``; output a scalar (or ``[b]``), ≥ 0.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> lam = LambdaNet(hidden=1)
+      >>> params = lam.init(jax.random.key(0), jnp.zeros(11))
+      >>> float(lam.apply(params, jnp.ones(11))) >= 0.0
+      True
+    """
+
+    hidden: int = 16
+
+    @nn.compact
+    def __call__(self, phi: jax.Array) -> jax.Array:
+        h = nn.relu(nn.Dense(self.hidden, kernel_init=_kernel_init, bias_init=_bias_init)(phi))
+        return nn.softplus(nn.Dense(1, kernel_init=_kernel_init, bias_init=_bias_init)(h))[..., 0]
+
+
+def flatten_params(params) -> jax.Array:
+    """Concatenates every leaf of a parameter pytree into one vector (vec Φ), differentiably.
+
+    Args:
+      params: a pytree of arrays.
+
+    Returns:
+      ``[P]`` vector, P the total number of parameters.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> flatten_params({"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}).shape
+      (9,)
+    """
+    leaves = jax.tree_util.tree_leaves(params)
+    if not leaves:
+        return jnp.zeros((0,))
+    return jnp.concatenate([jnp.ravel(leaf) for leaf in leaves])

@@ -1,0 +1,368 @@
+"""Solvers: ERM, IRM / IRM-TV-ℓ1 / VREx, Minimax (ZIN-type) and OOD-TV primal-dual games, driven by optax.
+
+Every factory returns a `Solver` — ``init(key, batch, hparams=None) -> SolverState`` and
+``step(state, batch) -> (state, metrics)`` — of pure functions. Static configuration (the model, the loss, the
+penalty kind) is closed over; everything one may sweep (``lam``, ``l2``, ``anneal_steps``, ``lr``) lives in
+``state.hparams`` as arrays, so ``jax.vmap(solver.init)`` over a grid of hyperparameters compiles once.
+
+The games share one step (Gauss–Seidel order, OOD-TV eqs. 17–18): Φ takes a descent step with the dual fixed,
+then the dual players (ρ for Minimax, Ψ for OOD-TV) take an ascent step at the *new* Φ.
+
+Conventions of the released code that are kept, and which are on by default:
+
+* ERM warm-up: the penalty weight is 0 for ``anneal_steps`` steps, then ``lam`` (always on).
+* ``rescale=True`` (IRM and Minimax; off for OOD-TV, as in its code): the loss is divided by 1 + λ once
+  λ > 1. With Adam this matters mostly through the moment estimates at the switch; it is on by default because
+  it is what produced the papers' numbers.
+* ``rho_updates="warmup"`` for Minimax (ZIN trains ρ only while the penalty is off); OOD-TV-Minimax defaults
+  to ``"always"`` (ρ and Ψ ascend throughout, eq. 18).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import optax
+
+from jaxirm import _validation as _v
+from jaxirm.losses import bce_with_logits
+from jaxirm.models import EnvInference, LambdaNet
+from jaxirm.optim import convergent_sgd
+from jaxirm.solvers._base import (
+    MEASURES,
+    PENALTIES,
+    RHO_UPDATES,
+    Batch,
+    GameConfig,
+    Solver,
+    SolverState,
+    make_solver,
+)
+
+__all__ = ["Batch", "Solver", "SolverState", "erm", "irm", "minimax", "ood_tv", "METHOD_NAMES"]
+
+#: Paper names of the (factory, penalty) pairs.
+METHOD_NAMES = {
+    ("irm", "tv_l2"): "IRM",
+    ("irm", "tv_l1"): "IRM-TV-l1",
+    ("irm", "vrex"): "VREx",
+    ("minimax", "tv_l2"): "ZIN",
+    ("minimax", "tv_l1"): "Minimax-TV-l1",
+    ("ood_tv_irm", "tv_l2"): "OOD-TV-IRM-l2",
+    ("ood_tv_irm", "tv_l1"): "OOD-TV-IRM-l1",
+    ("ood_tv_minimax", "tv_l2"): "OOD-TV-Minimax-l2",
+    ("ood_tv_minimax", "tv_l1"): "OOD-TV-Minimax-l1",
+}
+
+ModelLike = Any  # a flax.linen Module, or a pair (init_fn(key, x) -> params, apply_fn(params, x) -> logits)
+
+
+def _model_fns(model: ModelLike) -> tuple[Callable, Callable]:
+    if isinstance(model, nn.Module):
+        return (lambda key, x: model.init(key, x[:1])), model.apply
+    if isinstance(model, tuple) and len(model) == 2 and all(callable(f) for f in model):
+        return model
+    raise TypeError(
+        "model must be a flax.linen Module or a pair (init_fn(key, x) -> params, "
+        "apply_fn(params, x) -> logits), "
+        f"got {type(model).__name__}"
+    )
+
+
+def _optimizer(optimizer: optax.GradientTransformation | None, lr: float) -> optax.GradientTransformation:
+    if optimizer is None:
+        return optax.inject_hyperparams(optax.adam)(learning_rate=lr)
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(f"optimizer must be an optax.GradientTransformation, got {type(optimizer).__name__}")
+    return optimizer
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def _check_positive(name: str, value: float, allow_zero: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+    return float(value)
+
+
+def _defaults(lr, lam, l2, anneal_steps, optimizer):
+    d = {
+        "lam": _check_positive("lam", lam),
+        "l2": _check_positive("l2", l2),
+        "anneal_steps": _check_positive("anneal_steps", anneal_steps),
+    }
+    if optimizer is None:
+        d["lr"] = _check_positive("lr", lr, allow_zero=False)
+    return d
+
+
+def erm(
+    model: ModelLike,
+    *,
+    loss: Callable = bce_with_logits,
+    optimizer: optax.GradientTransformation | None = None,
+    lr: float = 1e-3,
+    l2: float = 1e-3,
+) -> Solver:
+    """Empirical risk minimisation: mean loss + l2·Σ‖θ‖², Adam by default.
+
+    Args:
+      model: a flax.linen Module, or ``(init_fn(key, x) -> params, apply_fn(params, x) -> logits)``.
+      loss: per-example loss on logits (`jaxirm.losses`).
+      optimizer: an optax optimizer for Φ; default ``inject_hyperparams(adam)(lr)`` so ``lr`` can be swept.
+      lr: default learning rate (with the default optimizer).
+      l2: default weight of the L2 term.
+
+    Returns:
+      A `Solver` with hyperparameters ``l2`` (and ``lr``).
+
+    Raises:
+      TypeError: ``model`` or ``optimizer`` of the wrong type.
+      ValueError: negative ``l2`` or non-positive ``lr``.
+    """
+    init_fn, apply_fn = _model_fns(model)
+    _v.loss_kind(loss)
+    defaults = _defaults(lr, 0.0, l2, 0.0, optimizer)
+    defaults = {k: v for k, v in defaults.items() if k in ("l2", "lr")}
+    cfg = GameConfig(
+        name="ERM",
+        apply_fn=apply_fn,
+        init_fn=init_fn,
+        loss_fn=loss,
+        optimizer=_optimizer(optimizer, lr),
+        penalty=None,
+        measure="uniform",
+        num_envs=None,
+        defaults={**defaults, "lam": 0.0, "anneal_steps": 0.0},
+    )
+    return make_solver(cfg)
+
+
+def irm(
+    model: ModelLike,
+    *,
+    penalty: str = "tv_l2",
+    num_envs: int | None = 2,
+    loss: Callable = bce_with_logits,
+    measure: str = "uniform",
+    optimizer: optax.GradientTransformation | None = None,
+    lr: float = 1e-3,
+    lam: float = 1e4,
+    l2: float = 1e-3,
+    anneal_steps: int = 200,
+    rescale: bool = True,
+    split: bool = False,
+) -> Solver:
+    """IRM (= IRM-TV-ℓ2), IRM-TV-ℓ1 or VREx on known environments.
+
+    loss = Σ_e μ_e R_e + l2·Σ‖θ‖² + λ_k·max(0, penalty), λ_k = 0 for k < ``anneal_steps`` and ``lam``
+    after; divided by 1 + λ_k when λ_k > 1 if ``rescale``.
+
+    Args:
+      model: a flax.linen Module, or ``(init_fn(key, x) -> params, apply_fn(params, x) -> logits)``.
+      penalty: ``"tv_l2"`` (IRM), ``"tv_l1"`` (IRM-TV-ℓ1) or ``"vrex"``.
+      num_envs: number of environments when the batch's ``envs`` are int labels (None for weights).
+      loss: per-example loss on logits.
+      measure: environment measure μ, ``"uniform"`` (the papers) or ``"empirical"`` (the released code).
+      optimizer: optax optimizer for Φ; default ``inject_hyperparams(adam)(lr)``.
+      lr, lam, l2, anneal_steps: default hyperparameters (all can be swept through ``init``'s ``hparams``).
+      rescale: divide the loss by 1 + λ when λ > 1 (the released code's convention).
+      split: use the split-batch (unbiased minibatch) estimators of the penalty.
+
+    Returns:
+      A `Solver` named after the paper's method.
+
+    Raises:
+      ValueError: unknown ``penalty``/``measure``; negative hyperparameters; ``split`` with ``"vrex"``.
+      TypeError: ``model``/``optimizer`` of the wrong type; ``num_envs`` not an int.
+    """
+    init_fn, apply_fn = _model_fns(model)
+    _check_choice("penalty", penalty, PENALTIES)
+    _check_choice("measure", measure, MEASURES)
+    if num_envs is not None:
+        _v.check_num_envs(num_envs)
+    if split and penalty == "vrex":
+        raise ValueError("split=True has no estimator for penalty='vrex'")
+    cfg = GameConfig(
+        name=METHOD_NAMES[("irm", penalty)],
+        apply_fn=apply_fn,
+        init_fn=init_fn,
+        loss_fn=loss,
+        optimizer=_optimizer(optimizer, lr),
+        penalty=penalty,
+        measure=measure,
+        num_envs=num_envs,
+        split=split,
+        rescale=rescale,
+        defaults=_defaults(lr, lam, l2, anneal_steps, optimizer),
+    )
+    return make_solver(cfg)
+
+
+def minimax(
+    model: ModelLike,
+    *,
+    penalty: str = "tv_l2",
+    num_envs: int = 2,
+    infer_hidden: int = 16,
+    loss: Callable = bce_with_logits,
+    measure: str = "empirical",
+    optimizer: optax.GradientTransformation | None = None,
+    infer_optimizer: optax.GradientTransformation | None = None,
+    rho_updates: str = "warmup",
+    lr: float = 1e-3,
+    lam: float = 1e4,
+    l2: float = 1e-3,
+    anneal_steps: int = 200,
+    rescale: bool = True,
+    split: bool = False,
+) -> Solver:
+    """ZIN (= Minimax-TV-ℓ2) or Minimax-TV-ℓ1: environments inferred by ρ(z) that ascends the penalty.
+
+    ρ = `jaxirm.models.EnvInference` on the standardised auxiliary variable z (statistics of the batch given
+    to ``init``), sigmoid for 2 environments and softmax for more. The penalty is computed under the measure
+    induced by ρ (``"empirical"``: μ_e = mean_i ρ_e(z_i), Lai & Wang eq. 27 and the released code).
+
+    Args:
+      model: a flax.linen Module, or ``(init_fn, apply_fn)``.
+      penalty: ``"tv_l2"`` (ZIN) or ``"tv_l1"`` (Minimax-TV-ℓ1).
+      num_envs: number of inferred environments E ≥ 2.
+      infer_hidden: hidden width of ρ.
+      loss: per-example loss on logits.
+      measure: ``"empirical"`` (ρ-induced, default) or ``"uniform"``.
+      optimizer: optax optimizer for Φ; default ``inject_hyperparams(adam)(lr)``.
+      infer_optimizer: optimizer of ρ (applied to the negated gradient); default Adam(1e-3) as in ZIN.
+      rho_updates: when ρ ascends: ``"warmup"`` (ZIN, default), ``"always"`` or ``"after_warmup"``.
+      lr, lam, l2, anneal_steps: default hyperparameters.
+      rescale: divide the loss by 1 + λ when λ > 1.
+      split: use the split-batch estimators.
+
+    Returns:
+      A `Solver`; its batches need ``z``.
+
+    Raises:
+      ValueError: unknown ``penalty``/``measure``/``rho_updates``; ``num_envs`` < 2; negative
+        hyperparameters.
+      TypeError: ``model``/``optimizer`` of the wrong type.
+    """
+    init_fn, apply_fn = _model_fns(model)
+    _check_choice("penalty", penalty, ("tv_l1", "tv_l2"))
+    _check_choice("measure", measure, MEASURES)
+    _check_choice("rho_updates", rho_updates, RHO_UPDATES)
+    if _v.check_num_envs(num_envs) < 2:
+        raise ValueError(f"num_envs must be >= 2 to infer environments, got {num_envs}")
+    rho = EnvInference(num_envs=num_envs, hidden=infer_hidden)
+    cfg = GameConfig(
+        name=METHOD_NAMES[("minimax", penalty)],
+        apply_fn=apply_fn,
+        init_fn=init_fn,
+        loss_fn=loss,
+        optimizer=_optimizer(optimizer, lr),
+        penalty=penalty,
+        measure=measure,
+        num_envs=None,
+        split=split,
+        rescale=rescale,
+        infer=rho,
+        infer_init_fn=rho.init,
+        infer_optimizer=infer_optimizer or optax.adam(1e-3),
+        rho_updates=rho_updates,
+        defaults=_defaults(lr, lam, l2, anneal_steps, optimizer),
+    )
+    return make_solver(cfg)
+
+
+def ood_tv(
+    model: ModelLike,
+    *,
+    base: str = "irm",
+    penalty: str = "tv_l1",
+    num_envs: int | None = 2,
+    lam_hidden: int = 16,
+    infer_hidden: int = 16,
+    loss: Callable = bce_with_logits,
+    measure: str | None = None,
+    optimizer: optax.GradientTransformation | None = None,
+    lam_optimizer: optax.GradientTransformation | None = None,
+    infer_optimizer: optax.GradientTransformation | None = None,
+    rho_updates: str = "always",
+    lr: float = 1e-3,
+    lam: float = 1.0,
+    l2: float = 1e-3,
+    anneal_steps: int = 200,
+    rescale: bool = False,
+    split: bool = False,
+) -> Solver:
+    """OOD-TV-IRM-ℓ1/ℓ2 and OOD-TV-Minimax-ℓ1/ℓ2: the penalty weight is a network λ_Ψ(vec Φ) ≥ 0.
+
+    loss_Φ = risk + l2·Σ‖θ‖² + A_k·λ_Ψ(vec Φ)·penalty with A_k = 0 during the warm-up and ``lam`` after
+    (the released code's ``penalty_weight_anneal``); Φ descends (∇_Φ λ included), then Ψ (and ρ) ascend on
+    A_k·λ_Ψ(vec Φ)·penalty at the new Φ. Ψ's default optimizer is the paper's convergent step
+    (`jaxirm.optim.convergent_sgd`, p = 1.0001, lr 1e-3): the dual moves at most Σ_k lr/k^p in total.
+
+    Args:
+      model: a flax.linen Module, or ``(init_fn, apply_fn)``.
+      base: ``"irm"`` (known environments) or ``"minimax"`` (environments inferred by ρ(z)).
+      penalty: ``"tv_l1"`` or ``"tv_l2"``.
+      num_envs: environments (labels for ``"irm"``; inferred count for ``"minimax"``).
+      lam_hidden: hidden width of λ_Ψ.
+      infer_hidden: hidden width of ρ (``"minimax"``).
+      loss: per-example loss on logits.
+      measure: default ``"uniform"`` for ``"irm"``, ``"empirical"`` (ρ-induced) for ``"minimax"``.
+      optimizer: optax optimizer for Φ; default ``inject_hyperparams(adam)(lr)``.
+      lam_optimizer: optimizer of Ψ (applied to the negated gradient).
+      infer_optimizer: optimizer of ρ; default Adam(1e-3).
+      rho_updates: when ρ ascends (``"always"`` by default, eq. 18).
+      lr, lam, l2, anneal_steps: default hyperparameters (``lam`` is the constant A multiplying λ_Ψ).
+      rescale: divide the loss by 1 + λ when λ > 1 (off by default, as in the OOD-TV code).
+      split: use the split-batch estimators.
+
+    Returns:
+      A `Solver`.
+
+    Raises:
+      ValueError: unknown ``base``/``penalty``/``measure``/``rho_updates``; negative hyperparameters.
+      TypeError: ``model``/``optimizer`` of the wrong type.
+    """
+    init_fn, apply_fn = _model_fns(model)
+    _check_choice("base", base, ("irm", "minimax"))
+    _check_choice("penalty", penalty, ("tv_l1", "tv_l2"))
+    _check_choice("rho_updates", rho_updates, RHO_UPDATES)
+    measure = measure or ("uniform" if base == "irm" else "empirical")
+    _check_choice("measure", measure, MEASURES)
+    infer = None
+    if base == "minimax":
+        if _v.check_num_envs(num_envs) < 2:
+            raise ValueError(f"num_envs must be >= 2 to infer environments, got {num_envs}")
+        infer = EnvInference(num_envs=num_envs, hidden=infer_hidden)
+    elif num_envs is not None:
+        _v.check_num_envs(num_envs)
+    lam_net = LambdaNet(hidden=lam_hidden)
+    cfg = GameConfig(
+        name=METHOD_NAMES[(f"ood_tv_{base}", penalty)],
+        apply_fn=apply_fn,
+        init_fn=init_fn,
+        loss_fn=loss,
+        optimizer=_optimizer(optimizer, lr),
+        penalty=penalty,
+        measure=measure,
+        num_envs=num_envs if base == "irm" else None,
+        split=split,
+        rescale=rescale,
+        infer=infer,
+        infer_init_fn=infer.init if infer is not None else None,
+        infer_optimizer=(infer_optimizer or optax.adam(1e-3)) if infer is not None else None,
+        rho_updates=rho_updates,
+        lam_net=lam_net,
+        lam_optimizer=lam_optimizer or convergent_sgd(1e-3, power=1.0001),
+        defaults=_defaults(lr, lam, l2, anneal_steps, optimizer),
+    )
+    return make_solver(cfg)

@@ -1,0 +1,289 @@
+"""The solver protocol and the one primal-dual step every game shares (private)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxirm import envs as _envs
+from jaxirm import penalties as _pen
+from jaxirm import risks as _risks
+from jaxirm.models import flatten_params
+
+PyTree = Any
+
+
+class Batch(NamedTuple):
+    """A (full or mini) batch of training data.
+
+    Attributes:
+      x: ``[n, ...]`` inputs.
+      y: ``[n]`` targets.
+      envs: ``[n]`` int environment labels or ``[n, E]`` weights (may be None for solvers that infer them).
+      z: ``[n, k]`` auxiliary variables for environment inference, or None.
+    """
+
+    x: jax.Array
+    y: jax.Array
+    envs: jax.Array | None = None
+    z: jax.Array | None = None
+
+
+class SolverState(NamedTuple):
+    """Everything a solver carries from step to step; all leaves are arrays, so states stack under vmap.
+
+    Attributes:
+      step: int32 scalar, the number of steps taken.
+      params: the model's parameters Φ.
+      opt_state: the optax state of Φ's optimizer.
+      dual_params: the ascending players' parameters, ``{"rho": ..., "psi": ...}`` (empty for ERM/IRM).
+      dual_opt_state: their optax states, same keys.
+      hparams: swept hyperparameters as float32 scalars (``lam``, ``l2``, ``anneal_steps``, …).
+      aux: solver-specific arrays (z standardisation statistics, EIIL's inferred environments, …).
+      diverged: bool scalar; once True the state is frozen at its last finite value.
+    """
+
+    step: jax.Array
+    params: PyTree
+    opt_state: PyTree
+    dual_params: PyTree
+    dual_opt_state: PyTree
+    hparams: dict
+    aux: dict
+    diverged: jax.Array
+
+
+class Solver(NamedTuple):
+    """A pair of pure functions, as in optax, plus the prediction function used for evaluation.
+
+    Attributes:
+      init: ``init(key, batch, hparams=None) -> SolverState``.
+      step: ``step(state, batch) -> (state, metrics)``, metrics a dict of float32 scalars.
+      predict: ``predict(state, x) -> logits`` of the model Φ.
+      name: the method's name (e.g. ``"IRM-TV-l1"``).
+      defaults: the default hyperparameters (the keys ``init`` accepts in ``hparams``).
+    """
+
+    init: Callable[..., SolverState]
+    step: Callable[[SolverState, Batch], tuple[SolverState, dict]]
+    predict: Callable[[SolverState, jax.Array], jax.Array]
+    name: str
+    defaults: Mapping[str, float]
+
+
+def tree_where(cond: jax.Array, new: PyTree, old: PyTree) -> PyTree:
+    """Leafwise ``where(cond, new, old)`` for two pytrees of the same structure."""
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(cond, a, b), new, old)
+
+
+def all_finite(tree: PyTree) -> jax.Array:
+    """True when every floating leaf of ``tree`` is finite."""
+    leaves = [
+        jnp.all(jnp.isfinite(leaf))
+        for leaf in jax.tree_util.tree_leaves(tree)
+        if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.inexact)
+    ]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def l2_norm_sq(params: PyTree) -> jax.Array:
+    """Σ‖θ‖² over every parameter, biases included (the reference loop's L2 term)."""
+    return sum((jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(params)), jnp.zeros(()))
+
+
+def set_learning_rate(opt_state: PyTree, value: jax.Array) -> PyTree:
+    """Replaces ``learning_rate`` inside an `optax.inject_hyperparams` state (searching nested chains).
+
+    Raises:
+      ValueError: no such hyperparameter exists in the state.
+    """
+    found = []
+
+    def visit(node):
+        hyper = getattr(node, "hyperparams", None)
+        if isinstance(node, tuple) and isinstance(hyper, dict) and "learning_rate" in hyper:
+            found.append(True)
+            hp = dict(node.hyperparams)
+            hp["learning_rate"] = jnp.asarray(value, jnp.asarray(hp["learning_rate"]).dtype)
+            return node._replace(hyperparams=hp)
+        if isinstance(node, tuple) and not hasattr(node, "_fields"):
+            return tuple(visit(child) for child in node)
+        return node
+
+    out = visit(opt_state)
+    if not found:
+        raise ValueError(
+            "lr can only be set when the optimizer is built with optax.inject_hyperparams, "
+            "e.g. optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)"
+        )
+    return out
+
+
+PENALTIES = ("tv_l1", "tv_l2", "vrex")
+MEASURES = ("uniform", "empirical")
+RHO_UPDATES = ("warmup", "always", "after_warmup")
+
+
+@dataclasses.dataclass(frozen=True)
+class GameConfig:
+    """Static configuration of a game, closed over by the solver factories."""
+
+    name: str
+    apply_fn: Callable
+    init_fn: Callable  # (key, x) -> params
+    loss_fn: Callable
+    optimizer: optax.GradientTransformation
+    penalty: str | None  # None: ERM
+    measure: str
+    num_envs: int | None
+    split: bool = False
+    rescale: bool = True
+    infer: Any = None  # flax module ρ(z) -> [n, E], or None
+    infer_init_fn: Callable | None = None
+    infer_optimizer: optax.GradientTransformation | None = None
+    rho_updates: str = "warmup"
+    lam_net: Any = None  # flax module λ_Ψ(vec Φ), or None
+    lam_optimizer: optax.GradientTransformation | None = None
+    defaults: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+
+def _penalty_value(cfg: GameConfig, logits, y, envs, num_envs):
+    """(risk term, penalty) of the current model on a batch with environments ``envs``."""
+    kind = cfg.measure
+    mu = _envs.env_measure(envs, num_envs, kind=kind)
+    risks = _risks.env_risks(cfg.loss_fn, logits, y, envs, num_envs)
+    if cfg.infer is not None:
+        # Minimax: the risk term is the plain mean over the batch (the uniform measure over the fundamental
+        # environments, ZIN's R(w∘Φ, 1/E)); only the penalty sees ρ.
+        risk = jnp.mean(cfg.loss_fn(logits, y))
+    else:
+        risk = jnp.sum(mu * risks)
+    if cfg.penalty == "vrex":
+        pen = _pen.vrex(risks, mu)
+    elif cfg.split:
+        split = _risks.split_scale_grads(cfg.loss_fn, logits, y, envs, num_envs)
+        pen = (_pen.tv_l1_split if cfg.penalty == "tv_l1" else _pen.tv_l2_split)(split, mu)
+    else:
+        g = _risks.scale_grads(cfg.loss_fn, logits, y, envs, num_envs)
+        pen = (_pen.tv_l1 if cfg.penalty == "tv_l1" else _pen.tv_l2)(g, mu)
+    return risk, pen
+
+
+def make_solver(cfg: GameConfig) -> Solver:
+    """Builds ``init``/``step``/``predict`` for a game: Φ descends, then ρ and Ψ ascend at the new Φ."""
+    defaults = dict(cfg.defaults)
+
+    def init(key: jax.Array, batch: Batch, hparams: Mapping[str, Any] | None = None) -> SolverState:
+        hp = dict(defaults)
+        for name, value in dict(hparams or {}).items():
+            if name not in defaults:
+                raise ValueError(
+                    f"hparams: unknown name {name!r} for {cfg.name}; expected {sorted(defaults)}"
+                )
+            hp[name] = value
+        hp = {k: jnp.asarray(v, jnp.float32) for k, v in hp.items()}
+        k_phi, k_rho, k_psi = jax.random.split(key, 3)
+        params = cfg.init_fn(k_phi, batch.x)
+        opt_state = cfg.optimizer.init(params)
+        if "lr" in hp:
+            opt_state = set_learning_rate(opt_state, hp["lr"])
+        dual, dual_opt, aux = {}, {}, {}
+        if cfg.infer is not None:
+            z = jnp.asarray(batch.z, jnp.float32)
+            aux["z_mean"] = jnp.mean(z, axis=0)
+            aux["z_std"] = jnp.std(z, axis=0) + 1e-8
+            dual["rho"] = cfg.infer_init_fn(k_rho, (z - aux["z_mean"]) / aux["z_std"])
+            dual_opt["rho"] = cfg.infer_optimizer.init(dual["rho"])
+        if cfg.lam_net is not None:
+            dual["psi"] = cfg.lam_net.init(k_psi, flatten_params(params))
+            dual_opt["psi"] = cfg.lam_optimizer.init(dual["psi"])
+        return SolverState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            opt_state=opt_state,
+            dual_params=dual,
+            dual_opt_state=dual_opt,
+            hparams=hp,
+            aux=aux,
+            diverged=jnp.zeros((), bool),
+        )
+
+    def envs_of(dual, aux, batch):
+        if cfg.infer is None:
+            return batch.envs, cfg.num_envs
+        z = (jnp.asarray(batch.z, jnp.float32) - aux["z_mean"]) / aux["z_std"]
+        return cfg.infer.apply(dual["rho"], z), None
+
+    def penalty_weight(state, params, psi):
+        """The effective λ: 0 during the warm-up, then ``lam`` (times λ_Ψ(vec Φ) in OOD-TV)."""
+        on = state.step >= state.hparams["anneal_steps"].astype(jnp.int32)
+        weight = jnp.where(on, state.hparams["lam"], 0.0)
+        if cfg.lam_net is not None:
+            weight = weight * cfg.lam_net.apply(psi, flatten_params(params))
+        return weight
+
+    def primal_objective(params, state, batch):
+        logits = cfg.apply_fn(params, batch.x)
+        reg = l2_norm_sq(params)
+        if cfg.penalty is None:
+            risk = jnp.mean(cfg.loss_fn(logits, batch.y))
+            pen = jnp.zeros(())
+            weight = jnp.zeros(())
+        else:
+            envs, num = envs_of(state.dual_params, state.aux, batch)
+            risk, pen = _penalty_value(cfg, logits, batch.y, envs, num)
+            weight = penalty_weight(state, params, state.dual_params.get("psi"))
+        loss = risk + state.hparams["l2"] * reg + weight * jnp.maximum(pen, 0.0)
+        if cfg.rescale:
+            loss = jnp.where(weight > 1.0, loss / (1.0 + weight), loss)
+        return loss, {"loss": loss, "risk": risk, "penalty": pen, "lam": weight}
+
+    def dual_objective(dual, params, state, batch):
+        """What ρ and Ψ maximise at the new Φ: the weighted penalty λ_Ψ(vec Φ)·pen (pen alone without Ψ)."""
+        logits = cfg.apply_fn(params, batch.x)
+        envs, num = envs_of(dual, state.aux, batch)
+        _, pen = _penalty_value(cfg, logits, batch.y, envs, num)
+        pen = jnp.maximum(pen, 0.0)
+        if cfg.lam_net is not None:
+            return penalty_weight(state, params, dual["psi"]) * pen
+        return pen
+
+    def step(state: SolverState, batch: Batch) -> tuple[SolverState, dict]:
+        grads, metrics = jax.grad(primal_objective, has_aux=True)(state.params, state, batch)
+        updates, opt_state = cfg.optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        dual, dual_opt = state.dual_params, state.dual_opt_state
+        if dual:
+            # Gauss-Seidel order (OOD-TV eqs. 17-18): the dual players ascend at the *new* Φ.
+            dual_grads = jax.grad(dual_objective)(dual, params, state, batch)
+            ascent = jax.tree_util.tree_map(jnp.negative, dual_grads)
+            dual, dual_opt = dict(dual), dict(dual_opt)
+            warm = state.step < state.hparams["anneal_steps"].astype(jnp.int32)
+            if "rho" in dual:
+                active = {"warmup": warm, "always": jnp.asarray(True), "after_warmup": ~warm}[cfg.rho_updates]
+                upd, new_opt = cfg.infer_optimizer.update(ascent["rho"], dual_opt["rho"], dual["rho"])
+                dual["rho"] = tree_where(active, optax.apply_updates(dual["rho"], upd), dual["rho"])
+                dual_opt["rho"] = tree_where(active, new_opt, dual_opt["rho"])
+            if "psi" in dual:
+                upd, new_opt = cfg.lam_optimizer.update(ascent["psi"], dual_opt["psi"], dual["psi"])
+                dual["psi"] = tree_where(~warm, optax.apply_updates(dual["psi"], upd), dual["psi"])
+                dual_opt["psi"] = tree_where(~warm, new_opt, dual_opt["psi"])
+        proposal = state._replace(
+            step=state.step + 1, params=params, opt_state=opt_state, dual_params=dual, dual_opt_state=dual_opt
+        )
+        ok = jnp.isfinite(metrics["loss"]) & all_finite((params, dual)) & ~state.diverged
+        new_state = tree_where(ok, proposal, state)
+        new_state = new_state._replace(step=state.step + 1, diverged=state.diverged | ~ok)
+        metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+        metrics["diverged"] = new_state.diverged
+        return new_state, metrics
+
+    def predict(state: SolverState, x: jax.Array) -> jax.Array:
+        return cfg.apply_fn(state.params, x)
+
+    return Solver(init=init, step=step, predict=predict, name=cfg.name, defaults=defaults)
