@@ -1,0 +1,94 @@
+"""Smoke test of the environment-scaling benchmark harness: it runs, prints and writes its JSON report.
+
+No timing assertions: the machine running the tests is shared and the sizes are tiny.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+# The harness lives in the top-level ``benchmarks`` package next to ``tests/``, not in the installed package.
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+env_scaling = pytest.importorskip("benchmarks.env_scaling")
+
+_RESULT_KEYS = {
+    "formulation",
+    "num_envs",
+    "compile_s",
+    "median_ms",
+    "min_ms",
+    "max_ms",
+    "iqr_ms",
+    "ratio",
+    "times_ms",
+}
+
+
+def test_smoke_main_writes_report(tmp_path, capsys):
+    out = tmp_path / "nested" / "env_scaling.json"
+    status = env_scaling.main(["--smoke", "--repeats", "2", "--out", str(out)])
+    assert status == 0  # smoke mode never fails, whatever the timings
+
+    printed = capsys.readouterr().out
+    assert "formulation" in printed and "ratio vs E=2" in printed
+    assert "PASS" in printed or "FAIL" in printed
+
+    report = json.loads(out.read_text())
+    assert {"benchmark", "objective", "config", "environment", "results", "headline", "agreement"} <= set(
+        report
+    )
+    assert report["benchmark"] == "env_scaling"
+
+    config = report["config"]
+    assert config["smoke"] is True
+    assert config["n"] == env_scaling.SMOKE_N
+    assert config["num_envs"] == [2, 8]
+    assert config["repeats"] == 2
+    assert config["baseline_num_envs"] == 2
+    assert config["interleave"] == "formulation"
+
+    environment = report["environment"]
+    assert {"jax_version", "device_kind", "cpu_count", "backend"} <= set(environment)
+
+    results = report["results"]
+    assert {(r["formulation"], r["num_envs"]) for r in results} == {
+        (f, e) for f in env_scaling.FORMULATIONS for e in (2, 8)
+    }
+    for r in results:
+        assert _RESULT_KEYS <= set(r)
+        assert len(r["times_ms"]) == 2
+        assert r["median_ms"] > 0 and r["compile_s"] > 0
+        if r["num_envs"] == 2:
+            assert r["ratio"] == pytest.approx(1.0)
+
+    headline = report["headline"]
+    assert headline["formulation"] == "labels"
+    assert (headline["num_envs"], headline["baseline_num_envs"]) == (8, 2)
+    assert headline["threshold"] == env_scaling.THRESHOLD
+    assert isinstance(headline["passed"], bool)
+
+    # The O(n + E) formulation computes the same penalty and gradient as the naive per-environment one.
+    assert [a["num_envs"] for a in report["agreement"]] == [2, 8]
+    for a in report["agreement"]:
+        assert a["value_abs_diff"] <= 1e-5 * max(1.0, abs(a["value"]))
+        assert a["grad_max_abs_diff"] <= 1e-4 * max(1e-6, a["grad_max_abs"])
+
+
+def test_naive_matches_scale_grads_with_empty_env():
+    import jax.numpy as jnp
+
+    import jaxirm
+    from jaxirm.losses import bce_with_logits
+
+    logits = jnp.array([1.0, -1.0, 2.0, 0.5, -0.3])
+    y = jnp.array([1.0, 0.0, 0.0, 1.0, 1.0])
+    labels = jnp.array([0, 0, 2, 2, 0])  # environment 1 is empty
+    expected = jaxirm.scale_grads(bce_with_logits, logits, y, labels, num_envs=3)
+    naive = env_scaling.naive_scale_grads(bce_with_logits, logits, y, jaxirm.one_hot(labels, 3))
+    assert naive.tolist() == pytest.approx(expected.tolist(), abs=1e-6)
+    assert float(naive[1]) == 0.0
