@@ -7,6 +7,7 @@ IRMv1 = TV-ℓ2 (`tv_l2`), IRM-TV-ℓ1 (`tv_l1`), V-REx (`vrex`) and split-batch
 
 from jaxirm import envs, losses, penalties, risks
 from jaxirm.envs import env_mask, env_mass, env_measure, one_hot, split_halves
+from jaxirm.loops import FitResult, SweepResult, evaluate, fit, sweep
 from jaxirm.penalties import tv_l1, tv_l1_split, tv_l2, tv_l2_split, vrex
 from jaxirm.risks import env_risks, scale_grads, split_scale_grads
 
@@ -30,5 +31,10 @@ __all__ = [
     "vrex",
     "tv_l2_split",
     "tv_l1_split",
+    "fit",
+    "sweep",
+    "evaluate",
+    "FitResult",
+    "SweepResult",
     "__version__",
 ]

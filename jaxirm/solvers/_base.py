@@ -67,6 +67,10 @@ class Solver(NamedTuple):
       predict: ``predict(state, x) -> logits`` of the model Φ.
       name: the method's name (e.g. ``"IRM-TV-l1"``).
       defaults: the default hyperparameters (the keys ``init`` accepts in ``hparams``).
+      needs_z: whether batches must carry the auxiliary variable ``z`` (environment inference).
+      num_envs: the number of environment labels the batches' ``envs`` use (None: weights or unused).
+      uses_envs: whether the batches' ``envs`` are read at all.
+      loss_kind: ``"binary"``, ``"regression"``, ``"multiclass"`` or None (a user's loss).
     """
 
     init: Callable[..., SolverState]
@@ -74,6 +78,10 @@ class Solver(NamedTuple):
     predict: Callable[[SolverState, jax.Array], jax.Array]
     name: str
     defaults: Mapping[str, float]
+    needs_z: bool = False
+    num_envs: int | None = None
+    uses_envs: bool = False
+    loss_kind: str | None = None
 
 
 def tree_where(cond: jax.Array, new: PyTree, old: PyTree) -> PyTree:
@@ -286,4 +294,14 @@ def make_solver(cfg: GameConfig) -> Solver:
     def predict(state: SolverState, x: jax.Array) -> jax.Array:
         return cfg.apply_fn(state.params, x)
 
-    return Solver(init=init, step=step, predict=predict, name=cfg.name, defaults=defaults)
+    return Solver(
+        init=init,
+        step=step,
+        predict=predict,
+        name=cfg.name,
+        defaults=defaults,
+        needs_z=cfg.infer is not None,
+        num_envs=cfg.num_envs,
+        uses_envs=cfg.penalty is not None and cfg.infer is None,
+        loss_kind=getattr(cfg.loss_fn, "kind", None),
+    )

@@ -1,0 +1,536 @@
+"""Training loops: `fit` (one run, `lax.scan` in chunks, evaluation and model selection) and `sweep` (seeds ×
+hyperparameter grids vmapped in one compile, the sweep axis sharded over every device).
+
+Model selection is explicit and reported by name (never mixed):
+
+* ``"final"``: the model after the last step.
+* ``"train-val"``: the evaluated step with the best metric on held-out data of the *training* environments
+  (``val``), and the test metrics at that step.
+* ``"oracle"``: the best test mean and, separately, the best test worst over the evaluated steps — test-set
+  selection, what the released code records as its best results.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxirm import _validation as _v
+from jaxirm.envs import _env_means
+from jaxirm.solvers._base import Batch, Solver, SolverState
+
+__all__ = ["FitResult", "SweepResult", "evaluate", "fit", "sweep", "SELECTIONS"]
+
+SELECTIONS = ("final", "train-val", "oracle")
+"""The model-selection rules `fit` and `sweep` report."""
+
+
+class FitResult(NamedTuple):
+    """What `fit` returns.
+
+    Attributes:
+      state: the final `SolverState` (frozen at its last finite value if the run diverged).
+      history: dict of numpy arrays over the T evaluations: ``step`` ``[T]``; the training metrics of the
+        step before each evaluation (``loss``, ``risk``, ``penalty``, ``lam``, ``diverged``) ``[T]``; with a
+        test batch ``test_env`` ``[T, E_test]``, ``test_mean`` and ``test_worst`` ``[T]``; with a validation
+        batch ``val`` ``[T]``.
+      selection: ``{"final"|"train-val"|"oracle": {"step", "test_mean", "test_worst"}}`` (floats; only the
+        selections the given batches allow).
+      metric: ``"accuracy"`` (higher is better) or ``"mse"`` (lower is better).
+    """
+
+    state: SolverState
+    history: dict
+    selection: dict
+    metric: str
+
+
+class SweepResult(NamedTuple):
+    """What `sweep` returns: every leaf has a leading run axis R = seeds × grid points.
+
+    Attributes:
+      configs: list of R dicts ``{"seed": int, <hparam>: float, ...}``, in run order.
+      state: the final states, stacked (numpy).
+      history: as in `FitResult`, every array with a leading ``[R]`` axis.
+      selection: ``{selection: {"step"|"test_mean"|"test_worst": [R]}}``.
+      diverged: ``[R]`` bool, runs frozen at a non-finite loss.
+      metric: ``"accuracy"`` or ``"mse"``.
+    """
+
+    configs: list
+    state: Any
+    history: dict
+    selection: dict
+    diverged: np.ndarray
+    metric: str
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Validation of concrete data, before anything is compiled.
+
+
+def _finite(name: str, x) -> np.ndarray:
+    arr = np.asarray(x)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} holds {bad} NaN or infinite value(s)")
+    return arr
+
+
+def _check_batch(solver: Solver, batch: Batch, name: str, *, test: bool = False) -> tuple[Batch, int | None]:
+    """Checks a batch's arrays and returns it as jax arrays with its number of (test) environments."""
+    if not isinstance(batch, Batch):
+        raise TypeError(f"{name} must be a jaxirm.solvers.Batch, got {type(batch).__name__}")
+    x = _finite(f"{name}.x", batch.x)
+    y = _finite(f"{name}.y", batch.y)
+    n = x.shape[0] if x.ndim else 0
+    if x.ndim < 2 or n == 0:
+        raise ValueError(f"{name}.x must have shape [n, ...] with n >= 1, got shape {x.shape}")
+    if y.shape != (n,):
+        raise ValueError(f"{name}.y must have shape [n] = [{n}], got shape {y.shape}")
+    kind = solver.loss_kind
+    if kind == _v.BINARY and np.any((y < 0) | (y > 1)):
+        raise ValueError(f"{name}.y must hold binary labels in [0, 1] for {solver.name}")
+    if kind == _v.MULTICLASS:
+        if not np.issubdtype(y.dtype, np.integer):
+            raise TypeError(f"{name}.y must hold integer class labels, got dtype {y.dtype}")
+        if np.any(y < 0):
+            raise ValueError(f"{name}.y must hold class labels >= 0")
+    z = batch.z
+    if solver.needs_z and not test:
+        if z is None:
+            raise ValueError(f"{name}.z is required: {solver.name} infers environments from z")
+    if z is not None:
+        z = _finite(f"{name}.z", z)
+        if z.ndim != 2 or z.shape[0] != n:
+            raise ValueError(f"{name}.z must have shape [n, k] = [{n}, k], got shape {z.shape}")
+    envs = batch.envs
+    num = None
+    if test:
+        if envs is None:
+            raise ValueError(f"{name}.envs is required: test metrics are reported per environment")
+        envs = np.asarray(envs)
+        if envs.shape != (n,) or not np.issubdtype(envs.dtype, np.integer):
+            raise ValueError(f"{name}.envs must be integer environment labels of shape [n] = [{n}]")
+        if np.any(envs < 0):
+            raise ValueError(f"{name}.envs labels must be >= 0")
+        num = int(envs.max()) + 1
+    elif envs is not None:
+        envs = _finite(f"{name}.envs", envs)
+        if solver.uses_envs:
+            _v.check_envs(envs, n, solver.num_envs if envs.ndim == 1 else None)
+    elif solver.uses_envs:
+        raise ValueError(f"{name}.envs is required: {solver.name} penalises known environments")
+    out = Batch(
+        x=jnp.asarray(x),
+        y=jnp.asarray(y),
+        envs=None if envs is None else jnp.asarray(envs),
+        z=None if z is None else jnp.asarray(z),
+    )
+    return out, num
+
+
+def _check_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _metric_name(solver: Solver, metric: str | None) -> str:
+    if metric is None:
+        return "mse" if solver.loss_kind == _v.REGRESSION else "accuracy"
+    if metric not in ("accuracy", "mse"):
+        raise ValueError(f"metric must be 'accuracy' or 'mse', got {metric!r}")
+    return metric
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Pure pieces shared by fit and sweep.
+
+
+def _per_example_metric(logits: jax.Array, y: jax.Array, metric: str) -> jax.Array:
+    if metric == "mse":
+        return (logits - y.astype(logits.dtype)) ** 2
+    if logits.ndim == 2:
+        return (jnp.argmax(logits, axis=1) == y).astype(jnp.float32)
+    return ((logits > 0) == (y > 0.5)).astype(jnp.float32)
+
+
+def evaluate(solver: Solver, state: SolverState, batch: Batch, num_envs: int, metric: str = "accuracy"):
+    """Per-environment metric of the solver's model on a labelled batch.
+
+    Args:
+      solver: the `Solver` whose ``predict`` gives the logits.
+      state: its state.
+      batch: a `Batch` whose ``envs`` are integer labels ``[n]`` in ``[0, num_envs)``.
+      num_envs: static number of environments.
+      metric: ``"accuracy"`` or ``"mse"``.
+
+    Returns:
+      ``[num_envs]`` metric per environment (0 for an environment without examples).
+    """
+    values = _per_example_metric(solver.predict(state, batch.x), batch.y, metric)
+    return _env_means(values, batch.envs, num_envs)
+
+
+def _summaries(per_env: jax.Array, metric: str) -> tuple[jax.Array, jax.Array]:
+    worst = jnp.max(per_env, axis=-1) if metric == "mse" else jnp.min(per_env, axis=-1)
+    return jnp.mean(per_env, axis=-1), worst
+
+
+def _minibatch(batch: Batch, key: jax.Array, size: int) -> Batch:
+    idx = jax.random.choice(key, batch.x.shape[0], (size,), replace=False)
+    take = lambda a: None if a is None else a[idx]  # noqa: E731
+    return Batch(take(batch.x), take(batch.y), take(batch.envs), take(batch.z))
+
+
+def _make_chunk(
+    solver: Solver, batch_size: int | None, metric: str, num_test: int | None, num_val: int | None
+):
+    """A pure function: ``length`` steps of training, then one evaluation."""
+
+    def chunk(carry, batch, test, val, length):
+        def body(c, _):
+            state, key = c
+            key, sub = jax.random.split(key)
+            b = batch if batch_size is None else _minibatch(batch, sub, batch_size)
+            state, metrics = solver.step(state, b)
+            return (state, key), metrics
+
+        (state, key), metrics = jax.lax.scan(body, carry, None, length=length)
+        record = {k: v[-1] for k, v in metrics.items()}
+        record["step"] = state.step
+        if test is not None:
+            per_env = evaluate(solver, state, test, num_test, metric)
+            record["test_env"] = per_env
+            record["test_mean"], record["test_worst"] = _summaries(per_env, metric)
+        if val is not None:
+            record["val"] = jnp.mean(evaluate(solver, state, val, num_val, metric))
+        return (state, key), record
+
+    return chunk
+
+
+def _lengths(num_steps: int, eval_every: int) -> list[int]:
+    full, rest = divmod(num_steps, eval_every)
+    return [eval_every] * full + ([rest] if rest else [])
+
+
+def _select(history: Mapping[str, Any], metric: str, xp=np) -> dict:
+    """Model selection from a history (numpy or jax arrays; a leading run axis is allowed)."""
+    if "test_mean" not in history:
+        return {}
+    better = xp.argmin if metric == "mse" else xp.argmax
+    steps, mean, worst = history["step"], history["test_mean"], history["test_worst"]
+
+    def at(values, idx):
+        return xp.take_along_axis(values, idx[..., None], axis=-1)[..., 0]
+
+    last = xp.full(mean.shape[:-1], mean.shape[-1] - 1, dtype=np.int32)
+    out = {"final": {"step": at(steps, last), "test_mean": at(mean, last), "test_worst": at(worst, last)}}
+    if "val" in history:
+        best = better(history["val"], axis=-1)
+        out["train-val"] = {
+            "step": at(steps, best),
+            "test_mean": at(mean, best),
+            "test_worst": at(worst, best),
+        }
+    i_mean, i_worst = better(mean, axis=-1), better(worst, axis=-1)
+    out["oracle"] = {
+        "step": at(steps, i_mean),
+        "test_mean": at(mean, i_mean),
+        "test_worst": at(worst, i_worst),
+    }
+    return out
+
+
+def _progress_enabled(progress: bool | None) -> bool:
+    if progress is not None:
+        return bool(progress)
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# fit
+
+
+def fit(
+    solver: Solver,
+    key: jax.Array,
+    batch: Batch,
+    num_steps: int,
+    *,
+    hparams: Mapping[str, float] | None = None,
+    test: Batch | None = None,
+    val: Batch | None = None,
+    eval_every: int = 100,
+    batch_size: int | None = None,
+    metric: str | None = None,
+    progress: bool | None = None,
+) -> FitResult:
+    """Trains one run with `lax.scan` in chunks of ``eval_every`` steps, evaluating after every chunk.
+
+    Progress is reported between chunks (a progress bar on an interactive terminal, off when ``CI`` is set),
+    never from inside the compiled loop. A run whose loss turns non-finite is frozen at its last finite state
+    and flagged (``history["diverged"]``, a warning).
+
+    Args:
+      solver: a `Solver` from `jaxirm.solvers`.
+      key: PRNG key (``jax.random.key``) for the initialisation and the minibatches.
+      batch: the training `Batch` (full batch; minibatches are drawn from it when ``batch_size`` is set).
+      num_steps: number of steps.
+      hparams: hyperparameters overriding the solver's defaults (``solver.defaults`` lists the names).
+      test: test `Batch` with integer environment labels: per-environment metrics, mean and worst.
+      val: held-out `Batch` of the training environments, for ``"train-val"`` selection.
+      eval_every: steps between evaluations (the last evaluation is always after the last step).
+      batch_size: minibatch size (None: full batch). Use a solver built with ``split=True`` for unbiased
+        penalty estimates on minibatches.
+      metric: ``"accuracy"`` or ``"mse"``; default from the solver's loss.
+      progress: show a progress bar (default: only on an interactive terminal without ``CI``).
+
+    Returns:
+      A `FitResult`.
+
+    Raises:
+      ValueError: NaN or infinite values in x, y or z; labels out of range; negative environment weights;
+        missing z for a solver that infers environments; missing envs; bad sizes (``num_steps``,
+        ``eval_every`` < 1, ``batch_size`` outside [2, n]); unknown hparams or metric.
+      TypeError: arguments of the wrong type.
+    """
+    num_steps = _check_int("num_steps", num_steps)
+    eval_every = _check_int("eval_every", eval_every)
+    batch, _ = _check_batch(solver, batch, "batch")
+    if batch_size is not None:
+        batch_size = _check_int("batch_size", batch_size, minimum=2)
+        if batch_size > batch.x.shape[0]:
+            raise ValueError(f"batch_size must be <= n = {batch.x.shape[0]}, got {batch_size}")
+    test, num_test = (None, None) if test is None else _check_batch(solver, test, "test", test=True)
+    val, num_val = (None, None) if val is None else _check_batch(solver, val, "val", test=True)
+    metric = _metric_name(solver, metric)
+    k_init, k_run = jax.random.split(key)
+    state = solver.init(k_init, batch, hparams)
+
+    chunk = jax.jit(_make_chunk(solver, batch_size, metric, num_test, num_val), static_argnames="length")
+    records = []
+    carry = (state, k_run)
+    lengths = _lengths(num_steps, eval_every)
+    bar = None
+    if _progress_enabled(progress):
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        bar.start()
+        task = bar.add_task(solver.name, total=num_steps)
+    try:
+        for length in lengths:
+            carry, record = chunk(carry, batch, test, val, length=length)
+            records.append(jax.device_get(record))
+            if bar is not None:
+                bar.update(task, advance=length)
+    finally:
+        if bar is not None:
+            bar.stop()
+    state = carry[0]
+    history = {k: np.stack([np.asarray(r[k]) for r in records]) for k in records[0]}
+    if bool(history["diverged"][-1]):
+        first = int(history["step"][np.argmax(history["diverged"])])
+        warnings.warn(
+            f"{solver.name}: the loss turned non-finite by step {first}; the run was frozen at its last "
+            "finite state",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    selection = {
+        name: {k: float(v) for k, v in sel.items()} for name, sel in _select(history, metric).items()
+    }
+    return FitResult(state=state, history=history, selection=selection, metric=metric)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# sweep
+
+
+def _check_stacked(solver, batch, name, stacked: bool, num_seeds: int, test: bool = False):
+    """`_check_batch` on every per-seed slice of a stacked batch (or on the batch itself)."""
+    if not stacked:
+        return _check_batch(solver, batch, name, test=test)
+    if not isinstance(batch, Batch):
+        raise TypeError(f"{name} must be a jaxirm.solvers.Batch, got {type(batch).__name__}")
+    parts = [None if a is None else np.asarray(a) for a in batch]
+    for field, arr in zip(Batch._fields, parts, strict=True):
+        if arr is not None and (arr.ndim < 1 or arr.shape[0] != num_seeds):
+            raise ValueError(
+                f"{name}.{field} must have a leading axis of one dataset per seed ({num_seeds}) with "
+                f"data_per_seed=True, got shape {arr.shape}"
+            )
+    nums = []
+    slices = []
+    for i in range(num_seeds):
+        one = Batch(*[None if a is None else a[i] for a in parts])
+        one, num = _check_batch(solver, one, f"{name}[{i}]", test=test)
+        slices.append(one)
+        nums.append(num)
+    stacked_batch = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *slices)
+    return stacked_batch, (max(nums) if test else None)
+
+
+def _grid_configs(solver: Solver, seeds, grid: Mapping[str, Sequence[float]] | None):
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        seeds = list(range(_check_int("seeds", seeds)))
+    seeds_arr = np.asarray(seeds)
+    if seeds_arr.ndim != 1 or seeds_arr.size == 0 or not np.issubdtype(seeds_arr.dtype, np.integer):
+        raise ValueError(f"seeds must be a positive int or a non-empty 1-D list of ints, got {seeds!r}")
+    grid = dict(grid or {})
+    names = list(grid)
+    values = []
+    for name in names:
+        if name not in solver.defaults:
+            raise ValueError(
+                f"grid: unknown hyperparameter {name!r} for {solver.name}; expected {sorted(solver.defaults)}"
+            )
+        arr = np.asarray(grid[name], dtype=np.float64)
+        if arr.ndim != 1 or arr.size == 0:
+            raise ValueError(
+                f"grid[{name!r}] must be a non-empty 1-D sequence of numbers, got shape {arr.shape}"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"grid[{name!r}] must hold finite numbers")
+        values.append(arr)
+    configs = []
+    for seed in seeds_arr.tolist():
+        for combo in itertools.product(*values) if values else [()]:
+            configs.append({"seed": int(seed), **{n: float(v) for n, v in zip(names, combo, strict=True)}})
+    return configs, names
+
+
+def sweep(
+    solver: Solver,
+    batch: Batch,
+    num_steps: int,
+    *,
+    seeds: int | Sequence[int] = 10,
+    grid: Mapping[str, Sequence[float]] | None = None,
+    test: Batch | None = None,
+    val: Batch | None = None,
+    eval_every: int = 100,
+    batch_size: int | None = None,
+    metric: str | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+    data_per_seed: bool = False,
+) -> SweepResult:
+    """Runs seeds × a hyperparameter grid as one vmapped, jitted computation sharded over every device.
+
+    The runs are the cartesian product of ``seeds`` and the grid values (seed-major). Hyperparameters are data
+    (``state.hparams``), so the whole sweep is one compile. The run axis is padded to a multiple of the device
+    count and sharded over a one-axis mesh (``("sweep",)``, axis type Auto); on many hosts, call
+    `jax.distributed.initialize` first and pass a mesh over `jax.devices()` — nothing else changes. A run
+    whose loss turns non-finite is frozen and flagged without touching the others.
+
+    Args:
+      solver: a `Solver`.
+      batch: the training `Batch`, shared by every run.
+      num_steps: steps per run.
+      seeds: number of seeds (0 … seeds−1) or a list of integer seeds.
+      grid: ``{name: values}`` over the solver's hyperparameters (``solver.defaults``), e.g.
+        ``{"lam": [10, 100, 1000]}``; unlisted names keep their defaults.
+      test: test `Batch` with integer environment labels.
+      val: held-out training-environment `Batch` for ``"train-val"`` selection.
+      eval_every: steps between evaluations.
+      batch_size: minibatch size (None: full batch).
+      metric: ``"accuracy"`` or ``"mse"``; default from the solver's loss.
+      mesh: a one-axis `jax.sharding.Mesh` named ``"sweep"``; default all devices.
+      data_per_seed: the arrays of ``batch``, ``test`` and ``val`` carry a leading axis with one dataset per
+        seed (in the order of ``seeds``), as the papers regenerate the data for every repeat.
+
+    Returns:
+      A `SweepResult`.
+
+    Raises:
+      ValueError: as in `fit`; a grid value that is not a non-empty 1-D sequence of finite numbers, an
+        unknown hyperparameter name, bad seeds, or a mesh without a ``"sweep"`` axis.
+      TypeError: arguments of the wrong type.
+    """
+    num_steps = _check_int("num_steps", num_steps)
+    eval_every = _check_int("eval_every", eval_every)
+    configs, names = _grid_configs(solver, seeds, grid)
+    num_seeds = len({c["seed"] for c in configs})
+    batch, _ = _check_stacked(solver, batch, "batch", data_per_seed, num_seeds)
+    n = batch.x.shape[1 if data_per_seed else 0]
+    if batch_size is not None:
+        batch_size = _check_int("batch_size", batch_size, minimum=2)
+        if batch_size > n:
+            raise ValueError(f"batch_size must be <= n = {n}, got {batch_size}")
+    test, num_test = (
+        (None, None) if test is None else _check_stacked(solver, test, "test", data_per_seed, num_seeds, True)
+    )
+    val, num_val = (
+        (None, None) if val is None else _check_stacked(solver, val, "val", data_per_seed, num_seeds, True)
+    )
+    metric = _metric_name(solver, metric)
+    if mesh is None:
+        mesh = jax.make_mesh((jax.device_count(),), ("sweep",), axis_types=(jax.sharding.AxisType.Auto,))
+    if "sweep" not in mesh.axis_names:
+        raise ValueError(f"mesh must have an axis named 'sweep', got axes {mesh.axis_names}")
+
+    runs = len(configs)
+    sharding = NamedSharding(mesh, P("sweep"))
+    shards = mesh.shape["sweep"]
+    padded = -(-runs // shards) * shards
+    pad = [configs[-1]] * (padded - runs)
+    seeds_arr = np.asarray([c["seed"] for c in configs + pad], dtype=np.uint32)
+    order = {seed: i for i, seed in enumerate(dict.fromkeys(c["seed"] for c in configs))}
+    data_index = jax.device_put(np.asarray([order[c["seed"]] for c in configs + pad], np.int32), sharding)
+    hp = {n: np.asarray([c[n] for c in configs + pad], dtype=np.float32) for n in names}
+    seeds_arr = jax.device_put(seeds_arr, sharding)
+    hp = jax.device_put(hp, sharding)
+
+    chunk = _make_chunk(solver, batch_size, metric, num_test, num_val)
+    lengths = _lengths(num_steps, eval_every)
+    full, rest = divmod(num_steps, eval_every)
+
+    def one_run(seed, index, hparams, batch, test, val):
+        if data_per_seed:
+            batch, test, val = jax.tree_util.tree_map(lambda a: a[index], (batch, test, val))
+        key = jax.random.key(seed)
+        k_init, k_run = jax.random.split(key)
+        state = solver.init(k_init, batch, hparams)
+        carry, records = jax.lax.scan(
+            lambda c, _: chunk(c, batch, test, val, eval_every), (state, k_run), None, length=full
+        )
+        if rest:
+            carry, last = chunk(carry, batch, test, val, rest)
+            records = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b[None]]), records, last)
+        return carry[0], records
+
+    del lengths
+    run_all = jax.jit(jax.vmap(one_run, in_axes=(0, 0, 0, None, None, None)))
+    states, history = run_all(seeds_arr, data_index, hp, batch, test, val)
+    states, history = jax.device_get((states, history))
+    trim = lambda a: np.asarray(a)[:runs]  # noqa: E731
+    states = jax.tree_util.tree_map(trim, states)
+    history = {k: trim(v) for k, v in history.items()}
+    selection = {
+        name: {k: np.asarray(v) for k, v in sel.items()} for name, sel in _select(history, metric).items()
+    }
+    return SweepResult(
+        configs=configs,
+        state=states,
+        history=history,
+        selection=selection,
+        diverged=np.asarray(states.diverged),
+        metric=metric,
+    )
