@@ -315,6 +315,10 @@ def fit(
     eval_every = _check_int("eval_every", eval_every)
     batch, _ = _check_batch(solver, batch, "batch")
     if batch_size is not None:
+        if solver.full_batch:
+            raise ValueError(
+                f"batch_size must be None: {solver.name} keeps per-example state (full batch only)"
+            )
         batch_size = _check_int("batch_size", batch_size, minimum=2)
         if batch_size > batch.x.shape[0]:
             raise ValueError(f"batch_size must be <= n = {batch.x.shape[0]}, got {batch_size}")
@@ -471,6 +475,10 @@ def sweep(
     batch, _ = _check_stacked(solver, batch, "batch", data_per_seed, num_seeds)
     n = batch.x.shape[1 if data_per_seed else 0]
     if batch_size is not None:
+        if solver.full_batch:
+            raise ValueError(
+                f"batch_size must be None: {solver.name} keeps per-example state (full batch only)"
+            )
         batch_size = _check_int("batch_size", batch_size, minimum=2)
         if batch_size > n:
             raise ValueError(f"batch_size must be <= n = {n}, got {batch_size}")

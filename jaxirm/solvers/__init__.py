@@ -40,8 +40,9 @@ from jaxirm.solvers._base import (
     SolverState,
     make_solver,
 )
+from jaxirm.solvers._eiil import make_eiil
 
-__all__ = ["Batch", "Solver", "SolverState", "erm", "irm", "minimax", "ood_tv", "METHOD_NAMES"]
+__all__ = ["Batch", "Solver", "SolverState", "erm", "irm", "minimax", "ood_tv", "eiil", "METHOD_NAMES"]
 
 #: Paper names of the (factory, penalty) pairs.
 METHOD_NAMES = {
@@ -366,3 +367,72 @@ def ood_tv(
         defaults=_defaults(lr, lam, l2, anneal_steps, optimizer),
     )
     return make_solver(cfg)
+
+
+def eiil(
+    model: ModelLike,
+    *,
+    penalty: str = "tv_l2",
+    loss: Callable = bce_with_logits,
+    optimizer: optax.GradientTransformation | None = None,
+    infer_optimizer: optax.GradientTransformation | None = None,
+    reference_steps: int = 1000,
+    infer_steps: int = 1000,
+    lr: float = 1e-3,
+    lam: float = 1e4,
+    l2: float = 1e-3,
+    anneal_steps: int = 200,
+    rescale: bool = True,
+) -> Solver:
+    """EIIL (Creager, Jacobsen & Zemel 2021): environment inference for invariant learning.
+
+    One solver runs the three phases in sequence, so a whole run is one `lax.scan` and sweeps vmap:
+
+    1. ``reference_steps`` of ERM on a reference model (its own parameters, same architecture);
+    2. ``infer_steps`` of ascent of per-example soft assignments q_i = σ(u_i) (Adam 1e-3 by default) on the
+       IRMv1 penalty of the frozen reference over the two environments (q, 1 − q);
+    3. IRM (``penalty``) on the hard partition q_i > ½ for the remaining steps; its warm-up
+       (``anneal_steps``) counts from the start of this phase.
+
+    The batch's ``envs`` are not read. Full batch only (the assignments are per example).
+
+    Args:
+      model: a flax.linen Module, or ``(init_fn, apply_fn)``.
+      penalty: the IRM penalty of phase 3, ``"tv_l2"`` (EIIL as published) or ``"tv_l1"``.
+      loss: per-example loss on logits.
+      optimizer: optax optimizer of the reference and the final model; default
+        ``inject_hyperparams(adam)(lr)``.
+      infer_optimizer: optimizer of the assignments (applied to the negated gradient); default Adam(1e-3).
+      reference_steps: steps of phase 1 (≥ 1).
+      infer_steps: steps of phase 2 (≥ 1).
+      lr, lam, l2, anneal_steps: default hyperparameters (of phase 3; ``lr`` and ``l2`` also of phase 1).
+      rescale: divide the loss by 1 + λ when λ > 1.
+
+    Returns:
+      A `Solver`; ``fit``/``sweep`` need ``num_steps > reference_steps + infer_steps``.
+
+    Raises:
+      ValueError: unknown ``penalty``; phase lengths < 1; negative hyperparameters.
+      TypeError: ``model``/``optimizer`` of the wrong type.
+    """
+    init_fn, apply_fn = _model_fns(model)
+    _check_choice("penalty", penalty, ("tv_l1", "tv_l2"))
+    for name, value in (("reference_steps", reference_steps), ("infer_steps", infer_steps)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    common = dict(loss=loss, optimizer=optimizer, lr=lr, l2=l2)
+    irm_solver = irm(
+        model, penalty=penalty, num_envs=2, lam=lam, anneal_steps=anneal_steps, rescale=rescale, **common
+    )
+    erm_solver = erm(model, **common)
+    return make_eiil(
+        erm_solver=erm_solver,
+        irm_solver=irm_solver,
+        init_fn=init_fn,
+        apply_fn=apply_fn,
+        loss_fn=loss,
+        infer_optimizer=infer_optimizer or optax.adam(1e-3),
+        reference_steps=reference_steps,
+        infer_steps=infer_steps,
+        name="EIIL" if penalty == "tv_l2" else "EIIL-TV-l1",
+    )

@@ -71,6 +71,7 @@ class Solver(NamedTuple):
       num_envs: the number of environment labels the batches' ``envs`` use (None: weights or unused).
       uses_envs: whether the batches' ``envs`` are read at all.
       loss_kind: ``"binary"``, ``"regression"``, ``"multiclass"`` or None (a user's loss).
+      full_batch: the solver keeps per-example state (EIIL's assignments), so it cannot take minibatches.
     """
 
     init: Callable[..., SolverState]
@@ -82,6 +83,7 @@ class Solver(NamedTuple):
     num_envs: int | None = None
     uses_envs: bool = False
     loss_kind: str | None = None
+    full_batch: bool = False
 
 
 def tree_where(cond: jax.Array, new: PyTree, old: PyTree) -> PyTree:
