@@ -170,7 +170,9 @@ def _per_example_metric(logits: jax.Array, y: jax.Array, metric: str) -> jax.Arr
     return ((logits > 0) == (y > 0.5)).astype(jnp.float32)
 
 
-def evaluate(solver: Solver, state: SolverState, batch: Batch, num_envs: int, metric: str = "accuracy"):
+def evaluate(
+    solver: Solver, state: SolverState, batch: Batch, num_envs: int, metric: str = "accuracy"
+) -> jax.Array:
     """Per-environment metric of the solver's model on a labelled batch.
 
     Args:

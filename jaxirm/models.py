@@ -8,6 +8,7 @@ flax.nnx module split into ``(graphdef, state)`` plugs in the same way.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -110,7 +111,7 @@ class LambdaNet(nn.Module):
         return nn.softplus(nn.Dense(1, kernel_init=_kernel_init, bias_init=_bias_init)(h))[..., 0]
 
 
-def flatten_params(params) -> jax.Array:
+def flatten_params(params: Any) -> jax.Array:
     """Concatenates every leaf of a parameter pytree into one vector (vec Φ), differentiably.
 
     Args:

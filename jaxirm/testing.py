@@ -868,10 +868,20 @@ def _all_padding(logits, y, envs, num_envs):
     return f_pad, y_pad, w_pad, num_envs + 2
 
 
+def _pipeline_any_kind(penalty_fn, loss_fn, num_envs, logits, y, envs, empirical):
+    """`_pipeline` with the measure kind as a traced flag, so that both kinds share one compiled program."""
+    grads = scale_grads(loss_fn, logits, y, envs, num_envs)
+    uniform = env_measure(envs, num_envs, "uniform")
+    measure = jnp.where(empirical, env_measure(envs, num_envs, "empirical"), uniform)
+    return penalty_fn(grads, measure)
+
+
 # Module-level jit so that repeated checks with the same functions and shapes reuse one compilation.
-_STATIC = (0, 1, 2, 3)
-_pipeline_jit = jax.jit(_pipeline, static_argnums=_STATIC)
-_pipeline_value_and_grad_jit = jax.jit(jax.value_and_grad(_pipeline, argnums=4), static_argnums=_STATIC)
+_STATIC = (0, 1, 2)
+_pipeline_jit = jax.jit(_pipeline_any_kind, static_argnums=_STATIC)
+_pipeline_value_and_grad_jit = jax.jit(
+    jax.value_and_grad(_pipeline_any_kind, argnums=3), static_argnums=_STATIC
+)
 
 
 def check_env_pipeline(
@@ -905,8 +915,9 @@ def check_env_pipeline(
     The three padding properties are first checked together in one compiled program ('padding (environments
     and examples together)'), and one by one only when that fails, to name the one that does.
 
-    Functions are static arguments of a module-level `jax.jit`, so reuse the same ``penalty_fn`` and
-    ``loss_fn`` objects across calls (not a fresh lambda each time) to compile once per shape.
+    Functions are static arguments of a module-level `jax.jit` (the measure kind is not: both kinds share a
+    compilation), so reuse the same ``penalty_fn`` and ``loss_fn`` objects across calls (not a fresh lambda
+    each time) to compile once per shape.
 
     Args:
       penalty_fn: penalty ``(grads [E], measure [E]) -> scalar``, e.g. `jaxirm.tv_l1`; must be hashable.
@@ -942,31 +953,30 @@ def check_env_pipeline(
         hash((penalty_fn, loss_fn))
     except TypeError as err:
         raise TypeError("penalty_fn and loss_fn must be hashable (they are static arguments of jit)") from err
-    static = (penalty_fn, loss_fn, kind, num)
+    empirical = np.asarray(kind == "empirical")
 
-    eager = _call(name, "finite scalar", _pipeline, *static, f, y, envs)
+    eager = _call(name, "finite scalar", _pipeline, penalty_fn, loss_fn, kind, num, f, y, envs)
     value = _scalar(name, "finite scalar", eager)
     f_np, y_np, envs_np = np.asarray(f), np.asarray(y), np.asarray(envs)
 
-    # The base input and the variants of the same shapes share one compiled program (with the gradient).
-    run = _pipeline_value_and_grad_jit
-    jitted, dlogits = _call(name, "jit equals eager", run, *static, f, y, envs)
-    _assert_close(name, "jit equals eager", _scalar(name, "jit equals eager", jitted), value, rtol, atol)
-    for prop, f_, y_, envs_ in _same_shape_variants(f_np, y_np, envs_np, num):
-        out, _ = _call(name, prop, run, *static, _dev(f_), _dev(y_), _dev(envs_))
+    def check(prop, with_grad, f_, y_, envs_, num_):
+        fn = _pipeline_value_and_grad_jit if with_grad else _pipeline_jit
+        out = _call(name, prop, fn, penalty_fn, loss_fn, num_, _dev(f_), _dev(y_), _dev(envs_), empirical)
+        out, dlogits = out if with_grad else (out, None)
         _assert_close(name, prop, _scalar(name, prop, out), value, rtol, atol)
+        return dlogits
 
-    def check_padded(prop, f_, y_, envs_, num_):
-        args = (penalty_fn, loss_fn, kind, num_, _dev(f_), _dev(y_), _dev(envs_))
-        out = _call(name, prop, _pipeline_jit, *args)
-        _assert_close(name, prop, _scalar(name, prop, out), value, rtol, atol)
+    # The base input and the variants of the same shapes share one compiled program (with the gradient).
+    dlogits = check("jit equals eager", True, f_np, y_np, envs_np, num)
+    for prop, f_, y_, envs_ in _same_shape_variants(f_np, y_np, envs_np, num):
+        check(prop, True, f_, y_, envs_, num)
 
     # Fast path: every kind of padding at once (one compilation); one by one only to name a failure.
     try:
-        check_padded("padding (environments and examples together)", *_all_padding(f_np, y_np, envs_np, num))
+        check("padding (environments and examples together)", False, *_all_padding(f_np, y_np, envs_np, num))
     except AssertionError:
-        for variant in _padding_variants(f_np, y_np, envs_np, num):
-            check_padded(*variant)
+        for prop, *args in _padding_variants(f_np, y_np, envs_np, num):
+            check(prop, False, *args)
         raise
 
     prop = "finite gradient"

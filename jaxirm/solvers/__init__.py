@@ -174,7 +174,10 @@ def irm(
       loss: per-example loss on logits.
       measure: environment measure μ, ``"uniform"`` (the papers) or ``"empirical"`` (the released code).
       optimizer: optax optimizer for Φ; default ``inject_hyperparams(adam)(lr)``.
-      lr, lam, l2, anneal_steps: default hyperparameters (all can be swept through ``init``'s ``hparams``).
+      lr: default Adam learning rate of Φ (with the default optimizer; sweepable as ``"lr"``).
+      lam: default penalty weight λ after the warm-up (sweepable as ``"lam"``).
+      l2: default weight of the L2 term Σ‖θ‖² (sweepable as ``"l2"``).
+      anneal_steps: default warm-up length with the penalty off (sweepable as ``"anneal_steps"``).
       rescale: divide the loss by 1 + λ when λ > 1 (the released code's convention).
       split: use the split-batch (unbiased minibatch) estimators of the penalty.
 
@@ -242,7 +245,10 @@ def minimax(
       optimizer: optax optimizer for Φ; default ``inject_hyperparams(adam)(lr)``.
       infer_optimizer: optimizer of ρ (applied to the negated gradient); default Adam(1e-3) as in ZIN.
       rho_updates: when ρ ascends: ``"warmup"`` (ZIN, default), ``"always"`` or ``"after_warmup"``.
-      lr, lam, l2, anneal_steps: default hyperparameters.
+      lr: default Adam learning rate of Φ (with the default optimizer; sweepable as ``"lr"``).
+      lam: default penalty weight λ after the warm-up (sweepable as ``"lam"``).
+      l2: default weight of the L2 term Σ‖θ‖² (sweepable as ``"l2"``).
+      anneal_steps: default warm-up length with the penalty off (sweepable as ``"anneal_steps"``).
       rescale: divide the loss by 1 + λ when λ > 1.
       split: use the split-batch estimators.
 
@@ -322,7 +328,11 @@ def ood_tv(
       lam_optimizer: optimizer of Ψ (applied to the negated gradient).
       infer_optimizer: optimizer of ρ; default Adam(1e-3).
       rho_updates: when ρ ascends (``"always"`` by default, eq. 18).
-      lr, lam, l2, anneal_steps: default hyperparameters (``lam`` is the constant A multiplying λ_Ψ).
+      lr: default Adam learning rate of Φ (with the default optimizer; sweepable as ``"lr"``).
+      lam: default penalty weight after the warm-up (sweepable as ``"lam"``): the constant A that
+        multiplies λ_Ψ.
+      l2: default weight of the L2 term Σ‖θ‖² (sweepable as ``"l2"``).
+      anneal_steps: default warm-up length with the penalty off (sweepable as ``"anneal_steps"``).
       rescale: divide the loss by 1 + λ when λ > 1 (off by default, as in the OOD-TV code).
       split: use the split-batch estimators.
 
@@ -405,7 +415,11 @@ def eiil(
       infer_optimizer: optimizer of the assignments (applied to the negated gradient); default Adam(1e-3).
       reference_steps: steps of phase 1 (≥ 1).
       infer_steps: steps of phase 2 (≥ 1).
-      lr, lam, l2, anneal_steps: default hyperparameters (of phase 3; ``lr`` and ``l2`` also of phase 1).
+      lr: default Adam learning rate of Φ (with the default optimizer; sweepable as ``"lr"``).
+      lam: default penalty weight λ after the warm-up (sweepable as ``"lam"``) of phase 3.
+      l2: default weight of the L2 term Σ‖θ‖² (sweepable as ``"l2"``).
+      anneal_steps: default warm-up length with the penalty off (sweepable as ``"anneal_steps"``),
+        counted from the start of phase 3.
       rescale: divide the loss by 1 + λ when λ > 1.
 
     Returns:
