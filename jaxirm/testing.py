@@ -31,7 +31,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the test
     raise ImportError("jaxirm.testing needs hypothesis: pip install 'jaxirm[test]'") from err
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import chex
 import jax
@@ -482,16 +482,14 @@ def problems(kind: str | None = None, *, padding: bool = True) -> st.SearchStrat
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _fail(checker: str, prop: str, detail: str) -> None:
+def _fail(checker: str, prop: str, detail: str) -> NoReturn:
     raise AssertionError(f"{checker}: property '{prop}' failed: {detail}")
 
 
 def _call(checker: str, prop: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Calls ``fn``; an exception becomes an AssertionError naming the property."""
+    """Calls ``fn`` (the function under test); any exception becomes an AssertionError naming the property."""
     try:
         return fn(*args, **kwargs)
-    except AssertionError:
-        raise
     except Exception as err:
         raise AssertionError(
             f"{checker}: property '{prop}' failed: raised {type(err).__name__}: {err}"
