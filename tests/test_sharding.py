@@ -1,0 +1,115 @@
+"""Per-shard penalties under `jax.shard_map` (8 emulated CPU devices, set up in the root conftest.py).
+
+A dummy scale that is a Python literal is unvarying across the mesh axis, so under `shard_map` the transpose
+of its broadcast is a ``psum``: its gradient silently becomes the sum over all shards. jaxirm builds the
+dummy scale from the data, so every shard keeps its own g. The naive version is reproduced here to show that
+the comparison can tell the two apart.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+import jaxirm
+from jaxirm.losses import bce_with_logits, softmax_cross_entropy
+
+NUM_DEVICES = 8
+PER_SHARD = 6
+NUM_ENVS = 3
+
+pytestmark = pytest.mark.skipif(
+    jax.device_count() < NUM_DEVICES, reason=f"needs {NUM_DEVICES} devices (XLA_FLAGS from conftest.py)"
+)
+
+
+@pytest.fixture(scope="module")
+def mesh():
+    return jax.make_mesh((NUM_DEVICES,), ("d",))
+
+
+def _problem(loss_fn, kind, seed=0):
+    n = NUM_DEVICES * PER_SHARD
+    rng = np.random.default_rng(seed)
+    if loss_fn is softmax_cross_entropy:
+        f, y = (2.0 * rng.normal(size=(n, 4))).astype(np.float32), rng.integers(0, 4, n).astype(np.int32)
+    else:
+        f, y = (2.0 * rng.normal(size=n)).astype(np.float32), rng.integers(0, 2, n).astype(np.float32)
+    if kind == "labels":
+        envs = rng.integers(0, NUM_ENVS, n).astype(np.int32)
+    else:
+        envs = rng.uniform(0.1, 1.0, size=(n, NUM_ENVS)).astype(np.float32)
+    return f, y, envs
+
+
+def _put(mesh, *arrays):
+    return tuple(jax.device_put(a, NamedSharding(mesh, P("d"))) for a in arrays)
+
+
+def _per_shard_reference(loss_fn, f, y, envs, num_envs):
+    """Single-device values on each shard's slice (numpy slices of numpy inputs)."""
+    fn = jax.jit(lambda a, b, e: jaxirm.scale_grads(loss_fn, a, b, e, num_envs=num_envs))
+    out = []
+    for k in range(NUM_DEVICES):
+        rows = slice(k * PER_SHARD, (k + 1) * PER_SHARD)
+        out.append(np.asarray(fn(f[rows], y[rows], envs[rows])))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("kind", ["labels", "weights"])
+@pytest.mark.parametrize("loss_fn", [bce_with_logits, softmax_cross_entropy], ids=["bce", "ce"])
+def test_scale_grads_are_per_shard(mesh, loss_fn, kind):
+    f, y, envs = _problem(loss_fn, kind)
+    num_envs = NUM_ENVS if kind == "labels" else None
+
+    def per_shard(a, b, e):
+        g = jaxirm.scale_grads(loss_fn, a, b, e, num_envs=num_envs)
+        return g[None], jaxirm.tv_l1(g)[None]
+
+    sharded = jax.jit(jax.shard_map(per_shard, mesh=mesh, in_specs=P("d"), out_specs=P("d")))
+    grads, penalties = sharded(*_put(mesh, f, y, envs))
+    assert grads.shape == (NUM_DEVICES, NUM_ENVS) and penalties.shape == (NUM_DEVICES,)
+    expected = _per_shard_reference(loss_fn, f, y, envs, num_envs)
+    np.testing.assert_allclose(grads, expected, rtol=1e-5, atol=1e-6)
+    expected_tv = np.mean(np.abs(expected), axis=1) ** 2
+    np.testing.assert_allclose(penalties, expected_tv, rtol=1e-5, atol=1e-7)
+    # the shards really differ (otherwise a psum'd answer could pass)
+    assert np.ptp(expected[:, 0]) > 1e-2
+
+
+def test_split_scale_grads_are_per_shard(mesh):
+    f, y, envs = _problem(bce_with_logits, "labels", seed=1)
+
+    def per_shard(a, b, e):
+        split = jaxirm.split_scale_grads(bce_with_logits, a, b, e, num_envs=NUM_ENVS)
+        return split[None]
+
+    sharded = jax.jit(jax.shard_map(per_shard, mesh=mesh, in_specs=P("d"), out_specs=P("d")))
+    got = np.asarray(
+        sharded(*_put(mesh, f, y, envs))
+    )  # numpy: indexing an explicitly sharded array is an error
+    ref = jax.jit(lambda a, b, e: jaxirm.split_scale_grads(bce_with_logits, a, b, e, num_envs=NUM_ENVS))
+    for k in range(NUM_DEVICES):
+        rows = slice(k * PER_SHARD, (k + 1) * PER_SHARD)
+        np.testing.assert_allclose(got[k], ref(f[rows], y[rows], envs[rows]), rtol=1e-5, atol=1e-6)
+
+
+def test_literal_dummy_scale_is_psummed_and_the_check_catches_it(mesh):
+    """The bug the library avoids: jax.grad over a literal w = 1.0 inside shard_map sums over shards."""
+    f, y, envs = _problem(bce_with_logits, "labels", seed=2)
+
+    def naive(a, b, e):
+        def risk(w, k):  # masked env mean at a common scalar scale w
+            return jaxirm.env_risks(bce_with_logits, a, b, e, num_envs=NUM_ENVS, scale=w)[k]
+
+        g = jnp.stack([jax.grad(risk)(1.0, k) for k in range(NUM_ENVS)])
+        return g[None]
+
+    got = jax.jit(jax.shard_map(naive, mesh=mesh, in_specs=P("d"), out_specs=P("d")))(*_put(mesh, f, y, envs))
+    per_shard = _per_shard_reference(bce_with_logits, f, y, envs, NUM_ENVS)
+    # every shard gets the sum over shards ...
+    np.testing.assert_allclose(got, np.broadcast_to(per_shard.sum(0), got.shape), rtol=1e-5, atol=1e-5)
+    # ... which is not its own value: the per-shard test above would fail on this implementation
+    assert not np.allclose(got, per_shard, rtol=1e-3, atol=1e-4)
