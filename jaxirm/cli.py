@@ -1,11 +1,90 @@
-"""The ``jaxirm`` command line."""
+"""The ``jaxirm`` command line (typer; install the ``cli`` extra): ``reproduce``, ``list``, ``demo``."""
 
-from __future__ import annotations
-
-import argparse
+import sys
 from collections.abc import Sequence
+from typing import Annotated
 
 __all__ = ["main"]
+
+_MISSING = "the jaxirm command line needs typer and matplotlib: pip install 'jaxirm[cli]'"
+
+
+def _app():
+    import typer
+
+    app = typer.Typer(
+        name="jaxirm",
+        help="Invariant risk minimization as a total-variation model, in JAX.",
+        no_args_is_help=True,
+        add_completion=False,
+    )
+
+    @app.command()
+    def reproduce(
+        name: Annotated[str, typer.Argument(help="registered experiment (see `jaxirm list`)")],
+        seeds: Annotated[
+            int | None, typer.Option(min=1, help="number of seeds (default: the experiment's)")
+        ] = None,
+        steps: Annotated[
+            int | None, typer.Option(min=1, help="steps per run (default: the experiment's)")
+        ] = None,
+        out: Annotated[str | None, typer.Option(help="output directory (default: results/NAME)")] = None,
+        method: Annotated[list[str] | None, typer.Option(help="run only this method (repeatable)")] = None,
+        plot: Annotated[bool, typer.Option(help="write plot.png")] = True,
+    ) -> None:
+        """Run every method × seed of an experiment; write results.jsonl, table.csv/.md and plot.png."""
+        import os
+        import time
+
+        from jaxirm import experiments
+
+        try:
+            exp = experiments.get(name)
+        except KeyError as err:
+            raise typer.BadParameter(str(err.args[0]), param_hint="NAME") from err
+        out_dir = out or os.path.join("results", name)
+        start = time.perf_counter()
+        log = lambda line: typer.echo(line, err=True)  # noqa: E731
+        table = experiments.reproduce(
+            exp,
+            seeds=seeds,
+            steps=steps,
+            out=out_dir,
+            methods=method or None,
+            plot=plot,
+            log=log,
+        )
+        for selection in ("final", "train-val", "oracle"):
+            if any(e["selection"] == selection for e in table):
+                typer.echo(f"\n{exp.name} — selection: {selection}\n")
+                typer.echo(experiments.format_table(exp, table, selection))
+        if exp.ceiling is not None:
+            typer.echo(f"\ninvariant ceiling: {exp.ceiling:.4f}")
+        typer.echo(
+            f"results in {out_dir}/ (results.jsonl, table.csv, table.md{', plot.png' if plot else ''}); "
+            f"{time.perf_counter() - start:.1f} s"
+        )
+
+    @app.command("list")
+    def list_experiments() -> None:
+        """List the registered experiments."""
+        from jaxirm import experiments
+
+        for name in experiments.names():
+            exp = experiments.get(name)
+            typer.echo(f"{name}: {exp.description} ({len(exp.methods)} methods × {exp.seeds} seeds)")
+
+    @app.command()
+    def demo(
+        seed: Annotated[int, typer.Option(help="seed of the simulated data")] = 0,
+        steps: Annotated[int, typer.Option(min=1, help="Adam steps of each fit")] = 2000,
+    ) -> None:
+        """Print the IRM and IRM-TV-l1 penalties of two models on the simulation."""
+        from jaxirm.demo import run_demo
+
+        run_demo(seed=seed, steps=steps)
+
+    return app
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -15,20 +94,15 @@ def main(argv: Sequence[str] | None = None) -> int:
       argv: command-line arguments without the program name (default: ``sys.argv[1:]``).
 
     Returns:
-      The process exit status.
+      The process exit status (2 for usage errors or a missing ``cli`` extra).
     """
-    parser = argparse.ArgumentParser(prog="jaxirm", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser(
-        "demo", help="print the IRM and IRM-TV-l1 penalties of two models on the simulation"
-    )
-    demo.add_argument("--seed", type=int, default=0, help="seed of the simulated data (default 0)")
-    demo.add_argument("--steps", type=int, default=2000, help="Adam steps of each fit (default 2000)")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        if args.steps < 1:
-            parser.error("--steps must be >= 1")
-        from jaxirm.demo import run_demo
-
-        run_demo(seed=args.seed, steps=args.steps)
+    try:
+        app = _app()
+    except ImportError:
+        print(_MISSING, file=sys.stderr)
+        return 2
+    try:
+        app(args=list(sys.argv[1:] if argv is None else argv), prog_name="jaxirm", standalone_mode=True)
+    except SystemExit as exit_:
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 1
     return 0

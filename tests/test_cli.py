@@ -3,8 +3,6 @@
 import subprocess
 import sys
 
-import pytest
-
 from jaxirm.cli import main
 from jaxirm.demo import run_demo
 
@@ -27,8 +25,7 @@ def test_cli_demo(capsys):
 
 
 def test_cli_rejects_bad_steps():
-    with pytest.raises(SystemExit):
-        main(["demo", "--steps", "0"])
+    assert main(["demo", "--steps", "0"]) == 2
 
 
 def test_python_dash_m_entry_point():

@@ -1,0 +1,26 @@
+"""Experiments: a registry mapping a name to its data, methods, hyperparameters, seeds and metric.
+
+``jaxirm reproduce NAME`` (or `reproduce`) runs every method × seed of a registered experiment. Register your
+own with `register`::
+
+    @jaxirm.experiments.register("my-experiment")
+    def my_experiment() -> Experiment:
+        return Experiment(name="my-experiment", description=..., load=..., methods=(...), num_steps=...)
+"""
+
+from jaxirm.experiments import simulation as _simulation  # noqa: F401  (registers "simulation")
+from jaxirm.experiments._registry import Experiment, Method, PaperEntry, get, names, register
+from jaxirm.experiments._run import format_table, read_results, reproduce, summarize
+
+__all__ = [
+    "Experiment",
+    "Method",
+    "PaperEntry",
+    "register",
+    "get",
+    "names",
+    "reproduce",
+    "read_results",
+    "summarize",
+    "format_table",
+]

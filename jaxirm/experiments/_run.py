@@ -1,0 +1,270 @@
+"""Running a registered experiment: each method's seeds as one sweep, results written as they come."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxirm.experiments._registry import Experiment, get
+from jaxirm.loops import SELECTIONS, sweep
+from jaxirm.solvers import Batch
+
+__all__ = ["reproduce", "read_results", "summarize", "format_table"]
+
+RESULTS = "results.jsonl"
+
+
+def _batch(data_list, with_z: bool) -> Batch:
+    stack = lambda field: np.stack([getattr(d, field) for d in data_list])  # noqa: E731
+    return Batch(x=stack("x"), y=stack("y"), envs=stack("envs"), z=stack("z") if with_z else None)
+
+
+def read_results(out: str | os.PathLike) -> list[dict]:
+    """The rows of ``out/results.jsonl`` (an unfinished last line from a killed run is ignored)."""
+    path = Path(out) / RESULTS
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Removes an unfinished last line (a run killed mid-write), so appended rows start on a fresh line."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
+def _append(path: Path, rows: Sequence[dict]) -> None:
+    _drop_torn_tail(path)
+    with path.open("a") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def summarize(exp: Experiment, rows: Sequence[dict]) -> list[dict]:
+    """Mean ± std over seeds per (method, selection), beside the paper's entry and the ceiling.
+
+    Args:
+      exp: the experiment.
+      rows: result rows (`read_results`).
+
+    Returns:
+      One dict per method × selection, in the experiment's method order.
+    """
+    table = []
+    for method in exp.methods:
+        for selection in SELECTIONS:
+            sel = [r for r in rows if r["method"] == method.name and r["selection"] == selection]
+            if not sel:
+                continue
+            mean = np.array([r["test_mean"] for r in sel])
+            worst = np.array([r["test_worst"] for r in sel])
+            entry = {
+                "method": method.name,
+                "selection": selection,
+                "seeds": len(sel),
+                "mean": float(mean.mean()),
+                "mean_std": float(mean.std()),
+                "worst": float(worst.mean()),
+                "worst_std": float(worst.std()),
+                "diverged": int(sum(bool(r["diverged"]) for r in sel)),
+            }
+            if exp.ceiling is not None:
+                entry["ceiling_gap_worst"] = float(exp.ceiling - worst.mean())
+            if method.paper is not None:
+                p = method.paper
+                entry.update(
+                    paper_mean=p.mean,
+                    paper_mean_std=p.mean_std,
+                    paper_worst=p.worst,
+                    paper_worst_std=p.worst_std,
+                )
+                entry["within_2std"] = bool(
+                    (mean.mean() >= p.mean - 2 * p.mean_std) and (worst.mean() >= p.worst - 2 * p.worst_std)
+                )
+            table.append(entry)
+    return table
+
+
+def format_table(exp: Experiment, table: Sequence[dict], selection: str) -> str:
+    """A markdown table of one selection: ours (mean ± std) beside the paper's."""
+    lines = [
+        "| method | mean | worst | paper mean | paper worst | within 2 std | gap to ceiling (worst) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in table:
+        if e["selection"] != selection:
+            continue
+        paper_mean = f"{e['paper_mean']:.4f} ± {e['paper_mean_std']:.4f}" if "paper_mean" in e else "—"
+        paper_worst = f"{e['paper_worst']:.4f} ± {e['paper_worst_std']:.4f}" if "paper_worst" in e else "—"
+        within = ("yes" if e["within_2std"] else "no") if "within_2std" in e else "—"
+        gap = f"{e['ceiling_gap_worst']:+.4f}" if "ceiling_gap_worst" in e else "—"
+        flag = f" ({e['diverged']} diverged)" if e["diverged"] else ""
+        lines.append(
+            f"| {e['method']}{flag} | {e['mean']:.4f} ± {e['mean_std']:.4f} | {e['worst']:.4f} ± "
+            f"{e['worst_std']:.4f} | {paper_mean} | {paper_worst} | {within} | {gap} |"
+        )
+    return "\n".join(lines)
+
+
+def _write_tables(exp: Experiment, out: Path, table: Sequence[dict]) -> str:
+    fields = sorted({k for e in table for k in e}, key=lambda k: (k not in ("method", "selection"), k))
+    with (out / "table.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(table)
+    parts = [f"# {exp.name}", "", exp.description, ""]
+    parts += [f"- {note}" for note in exp.notes]
+    for selection, what in (
+        ("final", "the model after the last step"),
+        ("train-val", "the evaluated step with the best accuracy on held-out training-environment data"),
+        (
+            "oracle",
+            "best test mean and, separately, best test worst over evaluated steps (test-set selection)",
+        ),
+    ):
+        if any(e["selection"] == selection for e in table):
+            parts += ["", f"## Selection: {selection} ({what})", "", format_table(exp, table, selection)]
+    text = "\n".join(parts) + "\n"
+    (out / "table.md").write_text(text)
+    return text
+
+
+def reproduce(
+    experiment: str | Experiment,
+    *,
+    seeds: int | None = None,
+    steps: int | None = None,
+    out: str | os.PathLike = "results",
+    methods: Sequence[str] | None = None,
+    progress: bool | None = None,
+    plot: bool = True,
+    log: Any = None,
+) -> list[dict]:
+    """Runs every method × seed of an experiment and writes its results, tables and plot.
+
+    Each method's seeds run as one `jaxirm.sweep` (vmapped, one compile). After each method, one row per
+    seed × selection is appended to ``out/results.jsonl`` and flushed, so a killed run loses no finished row;
+    rerunning with the same ``out`` skips the (method, seed) pairs already there (for the same number of
+    steps). Finally ``table.csv``, ``table.md`` (ours beside the paper's) and ``plot.png`` are written.
+
+    Args:
+      experiment: a registered name or an `Experiment`.
+      seeds: number of seeds (default: the experiment's).
+      steps: training steps per run (default: the experiment's).
+      out: output directory (created).
+      methods: restrict to these method names (default: all).
+      progress: print progress lines (default: on an interactive terminal without ``CI``).
+      plot: write ``plot.png`` (needs matplotlib).
+      log: a callable taking one line of text for progress (default: print to stderr).
+
+    Returns:
+      The summary table (`summarize`).
+
+    Raises:
+      KeyError: unknown experiment or method name.
+      ValueError: ``seeds`` or ``steps`` < 1.
+    """
+    exp = get(experiment) if isinstance(experiment, str) else experiment
+    num_seeds = exp.seeds if seeds is None else int(seeds)
+    num_steps = exp.num_steps if steps is None else int(steps)
+    if num_seeds < 1 or num_steps < 1:
+        raise ValueError(f"seeds and steps must be >= 1, got seeds={num_seeds}, steps={num_steps}")
+    chosen = exp.methods if methods is None else tuple(exp.method(m) for m in methods)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / RESULTS
+    if log is None:
+        show = sys.stderr.isatty() and not os.environ.get("CI") if progress is None else progress
+        log = (lambda line: print(line, file=sys.stderr, flush=True)) if show else (lambda line: None)
+
+    existing = read_results(out)
+    done = {
+        (r["method"], r["seed"])
+        for r in existing
+        if r.get("experiment") == exp.name and r.get("steps") == num_steps
+    }
+    data = None
+    for index, method in enumerate(chosen, start=1):
+        todo = [s for s in range(num_seeds) if (method.name, s) not in done]
+        if not todo:
+            log(f"[{index}/{len(chosen)}] {method.name}: all {num_seeds} seeds already in {path}")
+            continue
+        if data is None:
+            data = [exp.load(s) for s in range(num_seeds)]
+        solver = method.build()
+        train = _batch([data[s][0] for s in todo], solver.needs_z)
+        val = _batch([data[s][1] for s in todo], False) if data[0][1] is not None else None
+        test = _batch([data[s][2] for s in todo], False)
+        log(f"[{index}/{len(chosen)}] {method.name}: {len(todo)} seeds × {num_steps} steps ...")
+        start = time.perf_counter()
+        result = sweep(
+            solver,
+            train,
+            num_steps,
+            seeds=todo,
+            grid={k: [v] for k, v in method.hparams.items()},
+            test=test,
+            val=val,
+            eval_every=min(exp.eval_every, num_steps),
+            metric=exp.metric,
+            data_per_seed=True,
+        )
+        wall = time.perf_counter() - start
+        rows = []
+        for i, config in enumerate(result.configs):
+            for selection in SELECTIONS:
+                if selection not in result.selection:
+                    continue
+                sel = result.selection[selection]
+                rows.append(
+                    {
+                        "experiment": exp.name,
+                        "method": method.name,
+                        "seed": config["seed"],
+                        "selection": selection,
+                        "test_mean": float(sel["test_mean"][i]),
+                        "test_worst": float(sel["test_worst"][i]),
+                        "step": int(sel["step"][i]),
+                        "diverged": bool(result.diverged[i]),
+                        "steps": num_steps,
+                        "hparams": dict(method.hparams),
+                        "metric": exp.metric,
+                        "sweep_wall_s": round(wall, 3),
+                    }
+                )
+        _append(path, rows)
+        final = result.selection["final"]
+        log(
+            f"    done in {wall:.1f} s: final mean {np.mean(final['test_mean']):.4f}, "
+            f"worst {np.mean(final['test_worst']):.4f}"
+        )
+
+    rows = [r for r in read_results(out) if r.get("experiment") == exp.name and r.get("steps") == num_steps]
+    table = summarize(exp, rows)
+    _write_tables(exp, out, table)
+    if plot and table:
+        from jaxirm.plotting import plot_results
+
+        fig = plot_results(exp, table)
+        fig.savefig(out / "plot.png", dpi=120, bbox_inches="tight")
+    return table
