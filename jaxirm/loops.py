@@ -27,7 +27,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxirm import _validation as _v
 from jaxirm.envs import _env_means
-from jaxirm.solvers._base import Batch, Solver, SolverState
+from jaxirm.solvers._base import Batch, Solver, SolverState, check_hparams
 
 __all__ = ["FitResult", "SweepResult", "evaluate", "fit", "sweep", "SELECTIONS"]
 
@@ -327,6 +327,7 @@ def fit(
     test, num_test = (None, None) if test is None else _check_batch(solver, test, "test", test=True)
     val, num_val = (None, None) if val is None else _check_batch(solver, val, "val", test=True)
     metric = _metric_name(solver, metric)
+    check_hparams(solver.name, solver.defaults, hparams)
     k_init, k_run = jax.random.split(key)
     state = solver.init(k_init, batch, hparams)
 
@@ -415,6 +416,10 @@ def _grid_configs(solver: Solver, seeds, grid: Mapping[str, Sequence[float]] | N
             )
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"grid[{name!r}] must hold finite numbers")
+        try:
+            check_hparams(solver.name, solver.defaults, {name: arr})
+        except ValueError as err:
+            raise ValueError(f"grid[{name!r}]: {err}") from None
         values.append(arr)
     configs = []
     for seed in seeds_arr.tolist():

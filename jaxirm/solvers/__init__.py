@@ -15,7 +15,8 @@ Conventions of the released code that are kept, and which are on by default:
   λ > 1. With Adam this matters mostly through the moment estimates at the switch; it is on by default because
   it is what produced the papers' numbers.
 * ``rho_updates="warmup"`` for Minimax (ZIN trains ρ only while the penalty is off); OOD-TV-Minimax defaults
-  to ``"always"`` (ρ and Ψ ascend throughout, eq. 18).
+  to ``"always"`` (ρ ascends at every step, eq. 18); Ψ ascends once the penalty is on (before, λ_Ψ does not
+  enter the loss).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxirm import _validation as _v
@@ -94,6 +97,25 @@ def _check_positive(name: str, value: float, allow_zero: bool = True) -> float:
     return float(value)
 
 
+def _injected_lr(optimizer: optax.GradientTransformation) -> float | None:
+    """The learning rate of an optimizer built with `optax.inject_hyperparams`, else None."""
+    found = []
+
+    def visit(node):
+        hyper = getattr(node, "hyperparams", None)
+        if isinstance(node, tuple) and isinstance(hyper, dict) and "learning_rate" in hyper:
+            found.append(float(np.asarray(hyper["learning_rate"])))
+        elif isinstance(node, tuple) and not hasattr(node, "_fields"):
+            for child in node:
+                visit(child)
+
+    try:
+        visit(optimizer.init(jnp.zeros(())))
+    except Exception:  # an optimizer that cannot initialise on a scalar: no sweepable lr
+        return None
+    return found[0] if found else None
+
+
 def _defaults(lr, lam, l2, anneal_steps, optimizer):
     d = {
         "lam": _check_positive("lam", lam),
@@ -102,6 +124,10 @@ def _defaults(lr, lam, l2, anneal_steps, optimizer):
     }
     if optimizer is None:
         d["lr"] = _check_positive("lr", lr, allow_zero=False)
+    else:
+        injected = _injected_lr(optimizer)
+        if injected is not None:  # built with inject_hyperparams: its learning rate can be swept as "lr"
+            d["lr"] = injected
     return d
 
 

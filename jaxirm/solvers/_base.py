@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxirm import envs as _envs
@@ -134,6 +135,39 @@ def set_learning_rate(opt_state: PyTree, value: jax.Array) -> PyTree:
     return out
 
 
+HPARAM_RULES = {"lam": ">= 0", "l2": ">= 0", "anneal_steps": ">= 0", "lr": "> 0"}
+
+
+def check_hparams(solver_name: str, defaults: Mapping[str, Any], hparams: Mapping[str, Any] | None) -> dict:
+    """Checks hyperparameter names against ``defaults`` and concrete values against their ranges.
+
+    Args:
+      solver_name: for the messages.
+      defaults: the solver's default hyperparameters (the valid names).
+      hparams: overrides, scalars or arrays (e.g. a grid); traced values skip the range check.
+
+    Returns:
+      ``defaults`` updated with ``hparams``.
+
+    Raises:
+      ValueError: an unknown name, or a concrete value out of range (``lam``, ``l2``, ``anneal_steps`` ≥ 0,
+        ``lr`` > 0) or not finite.
+    """
+    merged = dict(defaults)
+    for name, value in dict(hparams or {}).items():
+        if name not in defaults:
+            raise ValueError(f"hparams: unknown name {name!r} for {solver_name}; expected {sorted(defaults)}")
+        if not isinstance(value, jax.core.Tracer):
+            arr = np.asarray(value, dtype=np.float64)
+            rule = HPARAM_RULES.get(name)
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"hparams[{name!r}] must be finite, got {value!r}")
+            if (rule == ">= 0" and np.any(arr < 0)) or (rule == "> 0" and np.any(arr <= 0)):
+                raise ValueError(f"hparams[{name!r}] must be {rule}, got {value!r}")
+        merged[name] = value
+    return merged
+
+
 PENALTIES = ("tv_l1", "tv_l2", "vrex")
 MEASURES = ("uniform", "empirical")
 RHO_UPDATES = ("warmup", "always", "after_warmup")
@@ -189,13 +223,7 @@ def make_solver(cfg: GameConfig) -> Solver:
     defaults = dict(cfg.defaults)
 
     def init(key: jax.Array, batch: Batch, hparams: Mapping[str, Any] | None = None) -> SolverState:
-        hp = dict(defaults)
-        for name, value in dict(hparams or {}).items():
-            if name not in defaults:
-                raise ValueError(
-                    f"hparams: unknown name {name!r} for {cfg.name}; expected {sorted(defaults)}"
-                )
-            hp[name] = value
+        hp = check_hparams(cfg.name, defaults, hparams)
         hp = {k: jnp.asarray(v, jnp.float32) for k, v in hp.items()}
         k_phi, k_rho, k_psi = jax.random.split(key, 3)
         params = cfg.init_fn(k_phi, batch.x)
@@ -254,13 +282,18 @@ def make_solver(cfg: GameConfig) -> Solver:
         return loss, {"loss": loss, "risk": risk, "penalty": pen, "lam": weight}
 
     def dual_objective(dual, params, state, batch):
-        """What ρ and Ψ maximise at the new Φ: the weighted penalty λ_Ψ(vec Φ)·pen (pen alone without Ψ)."""
+        """What ρ and Ψ maximise at the new Φ: the penalty term of the objective, lam·λ_Ψ(vec Φ)·pen
+        (OOD-TV eqs. 14, 18), or pen alone without Ψ.
+
+        The warm-up gate multiplies the primal objective only; when the dual players move is set by their
+        schedules (``rho_updates``; Ψ after the warm-up), so ρ can ascend during the warm-up as in ZIN.
+        """
         logits = cfg.apply_fn(params, batch.x)
         envs, num = envs_of(dual, state.aux, batch)
         _, pen = _penalty_value(cfg, logits, batch.y, envs, num)
         pen = jnp.maximum(pen, 0.0)
         if cfg.lam_net is not None:
-            return penalty_weight(state, params, dual["psi"]) * pen
+            return state.hparams["lam"] * cfg.lam_net.apply(dual["psi"], flatten_params(params)) * pen
         return pen
 
     def step(state: SolverState, batch: Batch) -> tuple[SolverState, dict]:

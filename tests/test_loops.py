@@ -1,0 +1,550 @@
+"""Training loops: fit, sweep (one compile, sharded, isolated divergence), validation, model selection.
+
+Every sweep here runs on a one-device mesh unless it is the 8-device comparison: on this CPU the default mesh
+pads the run axis to 8 and so trains 8 runs.
+"""
+
+import contextlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxirm
+from jaxirm.datasets.synthetic import logit_z
+from jaxirm.loops import _select
+from jaxirm.models import MLP
+from jaxirm.solvers import Batch, eiil, erm, irm, minimax, ood_tv
+from jaxirm.solvers._base import SolverState, set_learning_rate
+
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+SEEDS = [0, 1, 2]
+
+
+@contextlib.contextmanager
+def count_compiles():
+    """Collects the names of the XLA backend compiles made inside the block."""
+    names = []
+
+    def listener(event, duration, **kwargs):
+        del duration
+        if event == COMPILE_EVENT:
+            names.append(str(kwargs.get("fun_name", "?")))
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield names
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def _batch(data):
+    return Batch(data.x, data.y, data.envs, data.z)
+
+
+def _stack(batches):
+    return Batch(*(np.stack(arrays) for arrays in zip(*batches, strict=True)))
+
+
+def _warm(*batches):
+    """Moves the arrays to the device once: jnp.asarray of a new shape compiles a tiny staging program."""
+    for b in batches:
+        jax.block_until_ready([jnp.asarray(a) for a in b if a is not None])
+
+
+@pytest.fixture(scope="module")
+def mesh1():
+    return jax.make_mesh(
+        (1,), ("sweep",), devices=jax.devices()[:1], axis_types=(jax.sharding.AxisType.Auto,)
+    )
+
+
+@pytest.fixture(scope="module")
+def small():
+    train, test = logit_z(0, n_train=200, n_test=200)
+    val = logit_z(7, n_train=100, n_test=4)[0]
+    return _batch(train), _batch(test), _batch(val)
+
+
+def _leaves_close(a, b, rtol=1e-5, atol=1e-6):
+    def close(u, v):
+        np.testing.assert_allclose(np.asarray(u, np.float64), np.asarray(v, np.float64), rtol=rtol, atol=atol)
+
+    jax.tree.map(close, a, b)
+
+
+def _member(tree, i):
+    return jax.tree.map(lambda a: np.asarray(a)[i], tree)
+
+
+def _np_accuracy_per_env(params, batch, num_envs):
+    """Per-environment accuracy of a linear model, in numpy."""
+    p = params["params"]["Dense_0"]
+    logits = (np.asarray(batch.x, np.float64) @ np.asarray(p["kernel"], np.float64))[:, 0] + float(
+        p["bias"][0]
+    )
+    correct = (logits > 0) == (np.asarray(batch.y) > 0.5)
+    return np.array([correct[np.asarray(batch.envs) == e].mean() for e in range(num_envs)])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 1. The simulation: IRM-TV-ℓ1 beats ERM on the worst test environment; sweep = a loop of fit.
+
+STEPS = 500
+SIM = {"lr": 0.02, "l2": 0.002}
+# Batched and unbatched programs round differently; allow one flipped prediction (of ≥ 200 per environment) in
+# the accuracies, while the losses are compared at 2e-4.
+METRICS = ("test_env", "test_mean", "test_worst", "val")
+METRIC_ATOL = 5e-3
+
+
+@pytest.fixture(scope="module")
+def simulation(mesh1):
+    data = [logit_z(seed, n_train=2000, n_test=1000) for seed in SEEDS]
+    vals = [logit_z(seed + 100, n_train=400, n_test=4)[0] for seed in SEEDS]
+    train, test = _stack([_batch(d[0]) for d in data]), _stack([_batch(d[1]) for d in data])
+    val = _stack([_batch(v) for v in vals])
+    common = dict(seeds=SEEDS, test=test, val=val, eval_every=100, mesh=mesh1, data_per_seed=True)
+    erm_solver = erm(MLP(), **SIM)
+    irm_solver = irm(MLP(), penalty="tv_l1", lam=2000.0, anneal_steps=200, **SIM)
+    return {
+        "data": data,
+        "vals": vals,
+        "train": train,
+        "test": test,
+        "val": val,
+        "common": common,
+        "erm_solver": erm_solver,
+        "irm_solver": irm_solver,
+        "erm": jaxirm.sweep(erm_solver, train, STEPS, **common),
+        "irm": jaxirm.sweep(irm_solver, train, STEPS, grid={"lam": [2000.0, 20.0]}, **common),
+    }
+
+
+def test_irm_tv_l1_beats_erm_on_worst_test_env(simulation):
+    erm_res, irm_res = simulation["erm"], simulation["irm"]
+    assert [c["seed"] for c in erm_res.configs] == SEEDS
+    assert irm_res.configs[::2] == [{"seed": s, "lam": 2000.0} for s in SEEDS]
+    erm_worst = erm_res.selection["final"]["test_worst"]
+    irm_worst = irm_res.selection["final"]["test_worst"][::2]  # the λ = 2000 runs
+    assert np.all(irm_worst - erm_worst >= 0.15), (erm_worst, irm_worst)
+    assert np.all(irm_worst >= 0.75)  # near the invariant ceiling 0.89, every seed
+    # ERM's worst environment is the one where the spurious feature is reversed (p_s = 0.001).
+    np.testing.assert_array_equal(np.argmin(erm_res.history["test_env"][:, -1], axis=1), 3)
+    assert not np.any(erm_res.diverged) and not np.any(irm_res.diverged)
+
+
+@pytest.mark.parametrize("seed, lam, index", [(1, 20.0, 3), (2, 2000.0, 4)])
+def test_sweep_equals_fit(simulation, seed, lam, index):
+    train, test = _batch(simulation["data"][seed][0]), _batch(simulation["data"][seed][1])
+    val = _batch(simulation["vals"][seed])
+    res = simulation["irm"]
+    assert res.configs[index] == {"seed": seed, "lam": lam}
+    one = jaxirm.fit(
+        simulation["irm_solver"],
+        jax.random.key(seed),
+        train,
+        STEPS,
+        hparams={"lam": lam},
+        test=test,
+        val=val,
+        eval_every=100,
+    )
+    assert set(one.history) == set(res.history)
+    for key, value in one.history.items():
+        atol = METRIC_ATOL if key in METRICS else 2e-4
+        np.testing.assert_allclose(value, res.history[key][index], rtol=2e-4, atol=atol, err_msg=key)
+    _leaves_close(one.state.params, _member(res.state.params, index), rtol=1e-3, atol=1e-4)
+    for name, sel in one.selection.items():
+        for key, value in sel.items():
+            np.testing.assert_allclose(value, res.selection[name][key][index], rtol=1e-4, atol=METRIC_ATOL)
+    # fit with val= reports train-val, picked by the best validation accuracy
+    assert set(one.selection) == {"final", "train-val", "oracle"}
+    best = int(np.argmax(one.history["val"]))
+    assert one.selection["train-val"]["step"] == one.history["step"][best]
+    assert one.selection["train-val"]["test_worst"] == pytest.approx(one.history["test_worst"][best])
+    np.testing.assert_array_equal(one.history["step"], np.arange(100, STEPS + 1, 100))
+    # the recorded test metrics are the final model's per-environment accuracies (numpy reference)
+    np.testing.assert_allclose(
+        one.history["test_env"][-1], _np_accuracy_per_env(one.state.params, test, 4), atol=1e-6
+    )
+
+
+@pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 devices (XLA_FLAGS from conftest.py)")
+def test_sweep_on_8_devices_equals_one_device(simulation):
+    common = dict(simulation["common"], mesh=None)  # the default mesh: every device
+    sharded = jaxirm.sweep(simulation["erm_solver"], simulation["train"], STEPS, **common)
+    ref = simulation["erm"]
+    assert sharded.configs == ref.configs
+    for key, value in ref.history.items():
+        atol = METRIC_ATOL if key in METRICS else 1e-4
+        np.testing.assert_allclose(sharded.history[key], value, rtol=1e-4, atol=atol, err_msg=key)
+    _leaves_close(sharded.state.params, ref.state.params, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(sharded.diverged, ref.diverged)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 4/5/10. A learning-rate sweep: one compile whatever the grid size; a planted divergence stays isolated.
+
+LRS_SMALL = [0.01, 0.05]
+LRS_LARGE = [0.01, 1e30, 0.05, 0.1, 0.2, 0.3]  # 1e30 diverges
+
+
+@pytest.fixture(scope="module")
+def lr_sweeps(small, mesh1):
+    if jax.config.jax_compilation_cache_dir:
+        pytest.skip("a persistent compilation cache hides backend compiles")
+    train, test, _ = small
+    _warm(train, test)
+    solver = erm(MLP(), lr=0.01)
+    kw = dict(seeds=[0], test=test, eval_every=20, mesh=mesh1)
+    with count_compiles() as compiles_small:
+        swept_small = jaxirm.sweep(solver, train, 30, grid={"lr": LRS_SMALL}, **kw)
+    with count_compiles() as compiles_large:
+        swept_large = jaxirm.sweep(solver, train, 30, grid={"lr": LRS_LARGE}, **kw)
+    return swept_small, swept_large, compiles_small, compiles_large
+
+
+def test_sweep_compiles_once(lr_sweeps):
+    small_res, large_res, compiles_small, compiles_large = lr_sweeps
+    assert len(small_res.configs) == 2 and len(large_res.configs) == 6
+    assert sum("one_run" in name for name in compiles_small) == 1, compiles_small
+    assert len(compiles_small) == len(compiles_large), (compiles_small, compiles_large)
+
+
+def test_lr_is_swept_and_changes_results(lr_sweeps):
+    small_res, *_ = lr_sweeps
+    injected = small_res.state.opt_state.hyperparams["learning_rate"]
+    np.testing.assert_allclose(injected, LRS_SMALL)
+    assert np.max(np.abs(small_res.history["loss"][0] - small_res.history["loss"][1])) > 1e-3
+    assert _max_params_gap(small_res.state.params, 0, 1) > 1e-2
+    # the remainder chunk: 30 steps evaluated every 20 gives evaluations at 20 and 30
+    np.testing.assert_array_equal(small_res.history["step"], [[20, 30], [20, 30]])
+
+
+def _max_params_gap(params, i, j):
+    return max(float(np.max(np.abs(a[i] - a[j]))) for a in jax.tree.leaves(params))
+
+
+def test_planted_divergence_is_flagged_and_isolated(lr_sweeps):
+    small_res, large_res, *_ = lr_sweeps
+    np.testing.assert_array_equal(large_res.diverged, [False, True, False, False, False, False])
+    assert np.all(large_res.history["diverged"][1])
+    assert not np.any(np.delete(large_res.history["diverged"], 1, axis=0))
+    # the diverged run is frozen at its last finite state
+    for leaf in jax.tree.leaves((large_res.state.params, large_res.state.opt_state)):
+        assert np.all(np.isfinite(np.asarray(leaf, np.float64)))
+    # the other members are exactly what a sweep without the planted member gives
+    for i_large, i_small in [(0, 0), (2, 1)]:
+        _leaves_close(_member(large_res.state.params, i_large), _member(small_res.state.params, i_small))
+        for key, value in small_res.history.items():
+            np.testing.assert_allclose(large_res.history[key][i_large], value[i_small], rtol=1e-5, atol=1e-6)
+
+
+def test_fit_warns_and_flags_divergence(small):
+    train, test, _ = small
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        res = jaxirm.fit(
+            erm(MLP()), jax.random.key(0), train, 20, hparams={"lr": 1e30}, test=test, eval_every=10
+        )
+    assert res.history["diverged"].tolist() == [True, True]
+    assert bool(res.state.diverged)
+    assert not np.all(np.isfinite(res.history["loss"]))
+    for leaf in jax.tree.leaves(res.state.params):
+        assert np.all(np.isfinite(leaf))
+
+
+def test_custom_optimizer_without_inject_hyperparams_cannot_take_lr(small):
+    train, _, _ = small
+    solver = irm(MLP(), penalty="tv_l1", optimizer=optax.adam(1e-2))
+    assert "lr" not in solver.defaults
+    with count_compiles() as compiles, pytest.raises(ValueError, match="'lr'"):
+        jaxirm.sweep(solver, train, 10, seeds=[0], grid={"lr": [0.1, 0.2]})
+    assert compiles == []
+    with pytest.raises(ValueError, match="hparams.*'lr'"):
+        jaxirm.fit(solver, jax.random.key(0), train, 10, hparams={"lr": 0.1})
+    with pytest.raises(ValueError, match="inject_hyperparams"):
+        set_learning_rate(optax.adam(1e-3).init({"w": jnp.zeros(3)}), 0.1)
+    # with inject_hyperparams the learning rate is found, also inside a chain
+    opt = optax.chain(optax.clip(1.0), optax.inject_hyperparams(optax.sgd)(learning_rate=0.1))
+    state = set_learning_rate(opt.init({"w": jnp.zeros(3)}), 0.5)
+    assert float(state[1].hyperparams["learning_rate"]) == 0.5
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 6. Bad input raises ValueError naming the argument before anything is compiled.
+
+
+@pytest.fixture(scope="module")
+def bad_input_env(small):
+    train, test, val = small
+    n = train.x.shape[0]
+    weights = np.stack([np.ones(n), np.zeros(n)], axis=1).astype(np.float32)
+    env = {
+        "train": train,
+        "test": test,
+        "weights": weights,
+        "irm": irm(MLP(), penalty="tv_l1"),
+        "irm_weights": irm(MLP(), penalty="tv_l1", num_envs=None),
+        "minimax": minimax(MLP()),
+        "ood_minimax": ood_tv(MLP(), base="minimax"),
+        "eiil": eiil(MLP(), reference_steps=2, infer_steps=2),
+        "key": jax.random.key(0),
+        "bad_mesh": jax.make_mesh((1,), ("d",), devices=jax.devices()[:1]),
+    }
+    _warm(train, test, Batch(train.x, train.y, weights, train.z))
+    return env
+
+
+def _with(batch, **changes):
+    return batch._replace(**{k: np.asarray(v) for k, v in changes.items()})
+
+
+def _poke(a, index, value):
+    a = np.array(a, copy=True)
+    a[index] = value
+    return a
+
+
+def _fit(e, batch=None, solver="irm", **kw):
+    return jaxirm.fit(e[solver], e["key"], e["train"] if batch is None else batch, 10, **kw)
+
+
+def _sweep(e, batch=None, solver="irm", **kw):
+    kw.setdefault("seeds", [0])
+    return jaxirm.sweep(e[solver], e["train"] if batch is None else batch, 10, **kw)
+
+
+BAD_INPUTS = [
+    ("fit-nan-x", lambda e: _fit(e, _with(e["train"], x=_poke(e["train"].x, (0, 0), np.nan))), r"batch\.x"),
+    ("fit-inf-x", lambda e: _fit(e, _with(e["train"], x=_poke(e["train"].x, (3, 1), np.inf))), r"batch\.x"),
+    ("fit-nan-y", lambda e: _fit(e, _with(e["train"], y=_poke(e["train"].y, 5, np.nan))), r"batch\.y"),
+    (
+        "fit-nan-z",
+        lambda e: _fit(e, _with(e["train"], z=_poke(e["train"].z, (2, 0), np.nan)), solver="minimax"),
+        r"batch\.z",
+    ),
+    ("fit-y-not-binary", lambda e: _fit(e, _with(e["train"], y=_poke(e["train"].y, 0, 2.0))), r"batch\.y"),
+    ("fit-y-negative", lambda e: _fit(e, _with(e["train"], y=_poke(e["train"].y, 0, -1.0))), r"batch\.y"),
+    (
+        "fit-env-label-too-large",
+        lambda e: _fit(e, _with(e["train"], envs=_poke(e["train"].envs, 0, 2))),
+        "envs",
+    ),
+    (
+        "fit-env-label-negative",
+        lambda e: _fit(e, _with(e["train"], envs=_poke(e["train"].envs, 0, -1))),
+        "envs",
+    ),
+    (
+        "fit-negative-env-weights",
+        lambda e: _fit(e, _with(e["train"], envs=_poke(e["weights"], (4, 1), -0.5)), solver="irm_weights"),
+        "envs weights must be non-negative",
+    ),
+    (
+        "fit-nan-env-weights",
+        lambda e: _fit(e, _with(e["train"], envs=_poke(e["weights"], (4, 1), np.nan)), solver="irm_weights"),
+        r"batch\.envs",
+    ),
+    ("fit-missing-z-minimax", lambda e: _fit(e, e["train"]._replace(z=None), solver="minimax"), r"batch\.z"),
+    (
+        "fit-missing-z-ood-tv-minimax",
+        lambda e: _fit(e, e["train"]._replace(z=None), solver="ood_minimax"),
+        r"batch\.z",
+    ),
+    ("fit-missing-envs-irm", lambda e: _fit(e, e["train"]._replace(envs=None)), r"batch\.envs"),
+    (
+        "fit-nan-test-x",
+        lambda e: _fit(e, test=_with(e["test"], x=_poke(e["test"].x, (1, 1), np.nan))),
+        r"test\.x",
+    ),
+    (
+        "fit-negative-test-env",
+        lambda e: _fit(e, test=_with(e["test"], envs=_poke(e["test"].envs, 1, -1))),
+        r"test\.envs",
+    ),
+    ("fit-eval-every-0", lambda e: _fit(e, eval_every=0), "eval_every"),
+    ("fit-num-steps-0", lambda e: jaxirm.fit(e["irm"], e["key"], e["train"], 0), "num_steps"),
+    ("fit-batch-size-eiil", lambda e: _fit(e, solver="eiil", batch_size=32), "batch_size"),
+    ("fit-batch-size-too-large", lambda e: _fit(e, batch_size=10_000), "batch_size"),
+    ("fit-batch-size-1", lambda e: _fit(e, batch_size=1), "batch_size"),
+    ("fit-unknown-metric", lambda e: _fit(e, test=e["test"], metric="f1"), "metric"),
+    ("sweep-grid-2d", lambda e: _sweep(e, grid={"lam": [[1.0, 2.0]]}), r"grid\['lam'\]"),
+    ("sweep-grid-empty", lambda e: _sweep(e, grid={"lam": []}), r"grid\['lam'\]"),
+    ("sweep-grid-unknown-name", lambda e: _sweep(e, grid={"mu": [1.0]}), "grid: unknown hyperparameter 'mu'"),
+    ("sweep-grid-nan", lambda e: _sweep(e, grid={"lam": [1.0, np.nan]}), r"grid\['lam'\]"),
+    ("sweep-seeds-0", lambda e: _sweep(e, seeds=0), "seeds"),
+    ("sweep-seeds-empty", lambda e: _sweep(e, seeds=[]), "seeds"),
+    ("sweep-seeds-2d", lambda e: _sweep(e, seeds=[[0, 1]]), "seeds"),
+    ("sweep-seeds-float", lambda e: _sweep(e, seeds=[0.5, 1.5]), "seeds"),
+    ("sweep-seeds-bool", lambda e: _sweep(e, seeds=True), "seeds"),
+    (
+        "sweep-nan-x",
+        lambda e: _sweep(e, _with(e["train"], x=_poke(e["train"].x, (0, 0), np.nan))),
+        r"batch\.x",
+    ),
+    (
+        "sweep-env-label-too-large",
+        lambda e: _sweep(e, _with(e["train"], envs=_poke(e["train"].envs, 0, 5))),
+        "envs",
+    ),
+    (
+        "sweep-missing-z-minimax",
+        lambda e: _sweep(e, e["train"]._replace(z=None), solver="minimax"),
+        r"batch\.z",
+    ),
+    ("sweep-batch-size-eiil", lambda e: _sweep(e, solver="eiil", batch_size=32), "batch_size"),
+    ("sweep-eval-every-0", lambda e: _sweep(e, eval_every=0), "eval_every"),
+    ("sweep-mesh-without-sweep-axis", lambda e: _sweep(e, mesh=e["bad_mesh"]), "mesh"),
+    (
+        "sweep-data-per-seed-wrong-axis",
+        lambda e: _sweep(e, seeds=[0, 1], data_per_seed=True),
+        "leading axis",
+    ),
+]
+
+
+@pytest.mark.parametrize("call, match", [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_raises_before_compiling(bad_input_env, call, match):
+    with count_compiles() as compiles, pytest.raises(ValueError, match=match):
+        call(bad_input_env)
+    assert compiles == []
+
+
+def test_fit_unknown_hparam_raises(bad_input_env):
+    with pytest.raises(ValueError, match="hparams: unknown name 'mu'"):
+        _fit(bad_input_env, hparams={"mu": 1.0})
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 7. Evaluation and model selection on hand-made states and histories.
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "mse"])
+def test_evaluate_per_environment(metric):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 3)).astype(np.float32)
+    envs = np.array([0, 0, 0, 1, 1, 1, 1, 1, 3, 3, 3, 3], np.int32)  # environment 2 has no examples
+    w, b = np.array([[1.0], [-2.0], [0.5]], np.float32), np.array([0.3], np.float32)
+    logits = (x @ w)[:, 0] + b[0]
+    if metric == "mse":
+        y = rng.normal(size=12).astype(np.float32)
+        per_example = (logits - y) ** 2
+    else:
+        y = (rng.uniform(size=12) < 0.5).astype(np.float32)
+        per_example = ((logits > 0) == (y > 0.5)).astype(np.float64)
+    expected = [per_example[envs == e].mean() if np.any(envs == e) else 0.0 for e in range(4)]
+    params = {"params": {"Dense_0": {"kernel": w, "bias": b}}}
+    state = SolverState(0, params, None, {}, {}, {}, {}, False)
+    out = jaxirm.evaluate(erm(MLP()), state, Batch(x, y, envs), 4, metric)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+HISTORY = {
+    "step": np.array([10, 20, 30, 40]),
+    "test_mean": np.array([0.50, 0.80, 0.70, 0.60]),
+    "test_worst": np.array([0.30, 0.20, 0.65, 0.40]),
+    "val": np.array([0.10, 0.30, 0.90, 0.20]),
+}
+
+# metric → selection → (step, test_mean, test_worst)
+EXPECTED = {
+    "accuracy": {
+        "final": (40, 0.60, 0.40),
+        "train-val": (30, 0.70, 0.65),  # argmax val
+        "oracle": (20, 0.80, 0.65),  # best mean (at step 20) and best worst (at step 30), separately
+    },
+    "mse": {
+        "final": (40, 0.60, 0.40),
+        "train-val": (10, 0.50, 0.30),  # argmin val
+        "oracle": (10, 0.50, 0.20),  # lowest mean (step 10) and lowest worst (step 20)
+    },
+}
+
+
+@pytest.mark.parametrize("xp", [np, jnp], ids=["numpy", "jax"])
+@pytest.mark.parametrize("metric", ["accuracy", "mse"])
+def test_select_picks_the_right_steps(metric, xp):
+    history = {k: xp.asarray(v) for k, v in HISTORY.items()}
+    out = _select(history, metric, xp=xp)
+    assert set(out) == {"final", "train-val", "oracle"}
+    for name, (step, mean, worst) in EXPECTED[metric].items():
+        assert int(out[name]["step"]) == step, name
+        assert float(out[name]["test_mean"]) == pytest.approx(mean), name
+        assert float(out[name]["test_worst"]) == pytest.approx(worst), name
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "mse"])
+def test_select_over_a_run_axis(metric):
+    rng = np.random.default_rng(0)
+    runs = [
+        {
+            "step": np.array([5, 10, 15, 20, 25]),
+            "test_mean": rng.uniform(size=5),
+            "test_worst": rng.uniform(size=5),
+            "val": rng.uniform(size=5),
+        }
+        for _ in range(3)
+    ]
+    stacked = _select({k: np.stack([r[k] for r in runs]) for k in runs[0]}, metric)
+    for i, run in enumerate(runs):
+        single = _select(run, metric)
+        for name in single:
+            for key in single[name]:
+                assert stacked[name][key][i] == pytest.approx(single[name][key])
+        pick = np.argmin if metric == "mse" else np.argmax
+        assert single["oracle"]["test_worst"] == run["test_worst"][pick(run["test_worst"])]
+        assert single["train-val"]["step"] == run["step"][pick(run["val"])]
+
+
+def test_select_without_val_or_test():
+    no_val = {k: v for k, v in HISTORY.items() if k != "val"}
+    assert set(_select(no_val, "accuracy")) == {"final", "oracle"}
+    assert _select({"step": HISTORY["step"], "loss": np.zeros(4)}, "accuracy") == {}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Hyperparameter values are range-checked at the boundary; an injected learning rate is sweepable.
+
+
+@pytest.mark.parametrize(
+    "grid, match",
+    [
+        ({"lam": [1.0, -5.0]}, r"grid\['lam'\].*>= 0"),
+        ({"l2": [-1.0]}, r"grid\['l2'\].*>= 0"),
+        ({"lr": [0.0]}, r"grid\['lr'\].*> 0"),
+        ({"anneal_steps": [-1.0]}, r"grid\['anneal_steps'\].*>= 0"),
+    ],
+)
+def test_sweep_rejects_out_of_range_hyperparameters(grid, match):
+    train, _ = logit_z(0, n_train=40, n_test=8)
+    solver = irm(MLP(), penalty="tv_l1")
+    with pytest.raises(ValueError, match=match):
+        jaxirm.sweep(solver, Batch(train.x, train.y, train.envs), 2, seeds=1, grid=grid)
+
+
+def test_fit_rejects_out_of_range_hyperparameters():
+    train, _ = logit_z(0, n_train=40, n_test=8)
+    with pytest.raises(ValueError, match=r"hparams\['lam'\] must be >= 0"):
+        jaxirm.fit(
+            irm(MLP()), jax.random.key(0), Batch(train.x, train.y, train.envs), 2, hparams={"lam": -1.0}
+        )
+
+
+def test_injected_learning_rate_of_a_custom_optimizer_is_sweepable():
+    train, _ = logit_z(0, n_train=60, n_test=8)
+    opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
+    solver = irm(MLP(), penalty="tv_l2", optimizer=opt, anneal_steps=0, lam=1.0)
+    assert solver.defaults["lr"] == pytest.approx(0.1)
+    mesh = jax.make_mesh(
+        (1,), ("sweep",), devices=jax.devices()[:1], axis_types=(jax.sharding.AxisType.Auto,)
+    )
+    res = jaxirm.sweep(
+        solver, Batch(train.x, train.y, train.envs), 3, seeds=[0], grid={"lr": [0.01, 1.0]}, mesh=mesh
+    )
+    kernels = np.asarray(jax.tree.leaves(res.state.params)[1])
+    assert not np.allclose(kernels[0], kernels[1])
+    lrs = [np.asarray(res.state.opt_state.hyperparams["learning_rate"])]
+    np.testing.assert_allclose(lrs[0], [0.01, 1.0])
