@@ -548,3 +548,45 @@ def test_injected_learning_rate_of_a_custom_optimizer_is_sweepable():
     assert not np.allclose(kernels[0], kernels[1])
     lrs = [np.asarray(res.state.opt_state.hyperparams["learning_rate"])]
     np.testing.assert_allclose(lrs[0], [0.01, 1.0])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Minibatch training with the split-batch estimators, and the progress bar path.
+
+
+def test_minibatch_fit_with_split_estimator_beats_erm():
+    train, test = logit_z(1, n_train=2000, n_test=2000)
+    common = {"lr": 0.02, "l2": 0.002}
+    tr, te = Batch(train.x, train.y, train.envs), Batch(test.x, test.y, test.envs)
+    irm_solver = irm(MLP(), penalty="tv_l1", split=True, lam=2000.0, anneal_steps=200, **common)
+    ours = jaxirm.fit(irm_solver, jax.random.key(0), tr, 600, test=te, eval_every=200, batch_size=512)
+    base = jaxirm.fit(
+        erm(MLP(), **common), jax.random.key(0), tr, 600, test=te, eval_every=200, batch_size=512
+    )
+    assert not ours.history["diverged"].any()
+    assert ours.selection["final"]["test_worst"] > base.selection["final"]["test_worst"] + 0.1
+
+
+def test_minibatches_differ_between_steps():
+    # With batch_size < n the loss is evaluated on a fresh random subset every step: two steps at the same
+    # parameters (lr = 0, so nothing moves) report different risks.
+    train, _ = logit_z(0, n_train=400, n_test=8)
+    solver = erm(MLP(), optimizer=optax.sgd(0.0))
+    res = jaxirm.fit(
+        solver, jax.random.key(0), Batch(train.x, train.y, train.envs), 4, eval_every=1, batch_size=50
+    )
+    assert len(np.unique(res.history["risk"])) == 4
+
+
+def test_progress_bar_runs(capsys):
+    train, test = logit_z(0, n_train=100, n_test=40)
+    res = jaxirm.fit(
+        erm(MLP()),
+        jax.random.key(0),
+        Batch(train.x, train.y, train.envs),
+        20,
+        test=Batch(test.x, test.y, test.envs),
+        eval_every=5,
+        progress=True,
+    )
+    assert res.history["step"].tolist() == [5, 10, 15, 20]
