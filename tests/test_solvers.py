@@ -392,3 +392,27 @@ def test_eiil_inference_ascends_the_penalty(eiil_trajectory, batch):
     weights = jax.nn.one_hot(labels, 2)
     expected = _penalty("tv_l2", "uniform", MODEL.apply(phi_before, batch.x), batch.y, weights)
     np.testing.assert_allclose(metrics["penalty"][REF_STEPS + INFER_STEPS], expected, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The penalty weight can come from any optax schedule.
+
+
+def test_penalty_weight_follows_an_optax_schedule(batch):
+    schedule = optax.linear_schedule(0.0, 1.0, transition_steps=4, transition_begin=2)
+    solver = irm(MODEL, penalty="tv_l1", lam=100.0, penalty_schedule=schedule, rescale=False)
+    state = solver.init(jax.random.key(0), batch)
+
+    def body(s, _):
+        s, m = solver.step(s, batch)
+        return s, m["lam"]
+
+    _, lams = jax.jit(lambda s: jax.lax.scan(body, s, None, length=8))(state)
+    expected = [100.0 * float(schedule(k)) for k in range(8)]
+    np.testing.assert_allclose(np.asarray(lams), expected, rtol=1e-6)
+    assert expected[:3] == [0.0, 0.0, 0.0] and expected[-1] == 100.0
+
+
+def test_penalty_schedule_must_be_callable():
+    with pytest.raises(TypeError, match="penalty_schedule"):
+        irm(MODEL, penalty_schedule=3.0)

@@ -187,6 +187,7 @@ def irm(
     anneal_steps: int = 200,
     rescale: bool = True,
     split: bool = False,
+    penalty_schedule: Callable | None = None,
 ) -> Solver:
     """IRM (= IRM-TV-ℓ2), IRM-TV-ℓ1 or VREx on known environments.
 
@@ -206,6 +207,9 @@ def irm(
       anneal_steps: default warm-up length with the penalty off (sweepable as ``"anneal_steps"``).
       rescale: divide the loss by 1 + λ when λ > 1 (the released code's convention).
       split: use the split-batch (unbiased minibatch) estimators of the penalty.
+      penalty_schedule: an optax schedule ``step -> factor`` multiplying ``lam`` (e.g.
+        ``optax.linear_schedule(0.0, 1.0, 1000, transition_begin=500)`` for a ramp); it replaces the default
+        step at ``anneal_steps``, and the warm-up is where it is 0.
 
     Returns:
       A `Solver` named after the paper's method.
@@ -233,6 +237,7 @@ def irm(
         split=split,
         rescale=rescale,
         defaults=_defaults(lr, lam, l2, anneal_steps, optimizer),
+        penalty_schedule=penalty_schedule,
     )
     return make_solver(cfg)
 
@@ -254,6 +259,7 @@ def minimax(
     anneal_steps: int = 200,
     rescale: bool = True,
     split: bool = False,
+    penalty_schedule: Callable | None = None,
 ) -> Solver:
     """ZIN (= Minimax-TV-ℓ2) or Minimax-TV-ℓ1: environments inferred by ρ(z) that ascends the penalty.
 
@@ -277,6 +283,9 @@ def minimax(
       anneal_steps: default warm-up length with the penalty off (sweepable as ``"anneal_steps"``).
       rescale: divide the loss by 1 + λ when λ > 1.
       split: use the split-batch estimators.
+      penalty_schedule: an optax schedule ``step -> factor`` multiplying ``lam`` (e.g.
+        ``optax.linear_schedule(0.0, 1.0, 1000, transition_begin=500)`` for a ramp); it replaces the default
+        step at ``anneal_steps``, and the warm-up is where it is 0.
 
     Returns:
       A `Solver`; its batches need ``z``.
@@ -309,6 +318,7 @@ def minimax(
         infer_optimizer=infer_optimizer or optax.adam(1e-3),
         rho_updates=rho_updates,
         defaults=_defaults(lr, lam, l2, anneal_steps, optimizer),
+        penalty_schedule=penalty_schedule,
     )
     return make_solver(cfg)
 
@@ -333,6 +343,7 @@ def ood_tv(
     anneal_steps: int = 200,
     rescale: bool = False,
     split: bool = False,
+    penalty_schedule: Callable | None = None,
 ) -> Solver:
     """OOD-TV-IRM-ℓ1/ℓ2 and OOD-TV-Minimax-ℓ1/ℓ2: the penalty weight is a network λ_Ψ(vec Φ) ≥ 0.
 
@@ -361,6 +372,9 @@ def ood_tv(
       anneal_steps: default warm-up length with the penalty off (sweepable as ``"anneal_steps"``).
       rescale: divide the loss by 1 + λ when λ > 1 (off by default, as in the OOD-TV code).
       split: use the split-batch estimators.
+      penalty_schedule: an optax schedule ``step -> factor`` multiplying ``lam`` (e.g.
+        ``optax.linear_schedule(0.0, 1.0, 1000, transition_begin=500)`` for a ramp); it replaces the default
+        step at ``anneal_steps``, and the warm-up is where it is 0.
 
     Returns:
       A `Solver`.
@@ -401,6 +415,7 @@ def ood_tv(
         lam_net=lam_net,
         lam_optimizer=lam_optimizer or convergent_sgd(1e-3, power=1.0001),
         defaults=_defaults(lr, lam, l2, anneal_steps, optimizer),
+        penalty_schedule=penalty_schedule,
     )
     return make_solver(cfg)
 

@@ -194,6 +194,7 @@ class GameConfig:
     lam_net: Any = None  # flax module λ_Ψ(vec Φ), or None
     lam_optimizer: optax.GradientTransformation | None = None
     defaults: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    penalty_schedule: Callable | None = None  # optax schedule: step -> factor in [0, 1] multiplying lam
 
 
 def _penalty_value(cfg: GameConfig, logits, y, envs, num_envs):
@@ -221,6 +222,11 @@ def _penalty_value(cfg: GameConfig, logits, y, envs, num_envs):
 def make_solver(cfg: GameConfig) -> Solver:
     """Builds ``init``/``step``/``predict`` for a game: Φ descends, then ρ and Ψ ascend at the new Φ."""
     defaults = dict(cfg.defaults)
+    if cfg.penalty_schedule is not None and not callable(cfg.penalty_schedule):
+        raise TypeError(
+            f"penalty_schedule must be an optax schedule (a callable step -> factor), "
+            f"got {type(cfg.penalty_schedule).__name__}"
+        )
 
     def init(key: jax.Array, batch: Batch, hparams: Mapping[str, Any] | None = None) -> SolverState:
         hp = check_hparams(cfg.name, defaults, hparams)
@@ -257,10 +263,20 @@ def make_solver(cfg: GameConfig) -> Solver:
         z = (jnp.asarray(batch.z, jnp.float32) - aux["z_mean"]) / aux["z_std"]
         return cfg.infer.apply(dual["rho"], z), None
 
+    def schedule_factor(state):
+        """The penalty schedule at this step: 0/1 around the warm-up by default, or the user's schedule."""
+        if cfg.penalty_schedule is None:
+            on = state.step >= state.hparams["anneal_steps"].astype(jnp.int32)
+            return jnp.where(on, 1.0, 0.0)
+        return jnp.asarray(cfg.penalty_schedule(state.step), jnp.float32)
+
     def penalty_weight(state, params, psi):
-        """The effective λ: 0 during the warm-up, then ``lam`` (times λ_Ψ(vec Φ) in OOD-TV)."""
-        on = state.step >= state.hparams["anneal_steps"].astype(jnp.int32)
-        weight = jnp.where(on, state.hparams["lam"], 0.0)
+        """The effective λ: ``lam`` times the schedule's factor (times λ_Ψ(vec Φ) in OOD-TV).
+
+        The default schedule is 0 during the ``anneal_steps`` warm-up and 1 after; a user's optax schedule
+        (``penalty_schedule``) replaces it.
+        """
+        weight = schedule_factor(state) * state.hparams["lam"]
         if cfg.lam_net is not None:
             weight = weight * cfg.lam_net.apply(psi, flatten_params(params))
         return weight
@@ -306,7 +322,7 @@ def make_solver(cfg: GameConfig) -> Solver:
             dual_grads = jax.grad(dual_objective)(dual, params, state, batch)
             ascent = jax.tree_util.tree_map(jnp.negative, dual_grads)
             dual, dual_opt = dict(dual), dict(dual_opt)
-            warm = state.step < state.hparams["anneal_steps"].astype(jnp.int32)
+            warm = schedule_factor(state) == 0.0  # the warm-up: the penalty is off
             if "rho" in dual:
                 active = {"warmup": warm, "always": jnp.asarray(True), "after_warmup": ~warm}[cfg.rho_updates]
                 upd, new_opt = cfg.infer_optimizer.update(ascent["rho"], dual_opt["rho"], dual["rho"])
