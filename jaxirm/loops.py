@@ -266,6 +266,62 @@ def _progress_enabled(progress: bool | None) -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
 
 
+# Compiled programs are cached per solver and static configuration, so a second `fit` or `sweep` with the
+# same solver and shapes reuses the compilation (jax.jit caches per function object, and the closures below
+# are new objects on every call otherwise). Keys hold the solver's functions, which keeps them alive; the
+# cache is small (one entry per solver × configuration used in the process).
+_CACHE: dict = {}
+
+
+def _solver_key(solver: Solver) -> tuple:
+    return (solver.init, solver.step, solver.predict)
+
+
+def _jitted_chunk(solver: Solver, batch_size, metric, num_test, num_val):
+    key = ("chunk", _solver_key(solver), batch_size, metric, num_test, num_val)
+    if key not in _CACHE:
+        _CACHE[key] = jax.jit(
+            _make_chunk(solver, batch_size, metric, num_test, num_val), static_argnames="length"
+        )
+    return _CACHE[key]
+
+
+def _jitted_sweep(
+    solver: Solver, batch_size, metric, num_test, num_val, num_steps, eval_every, data_per_seed
+):
+    key = (
+        "sweep",
+        _solver_key(solver),
+        batch_size,
+        metric,
+        num_test,
+        num_val,
+        num_steps,
+        eval_every,
+        data_per_seed,
+    )
+    if key in _CACHE:
+        return _CACHE[key]
+    chunk = _make_chunk(solver, batch_size, metric, num_test, num_val)
+    full, rest = divmod(num_steps, eval_every)
+
+    def one_run(seed, index, hparams, batch, test, val):
+        if data_per_seed:
+            batch, test, val = jax.tree_util.tree_map(lambda a: a[index], (batch, test, val))
+        k_init, k_run = jax.random.split(jax.random.key(seed))
+        state = solver.init(k_init, batch, hparams)
+        carry, records = jax.lax.scan(
+            lambda c, _: chunk(c, batch, test, val, eval_every), (state, k_run), None, length=full
+        )
+        if rest:
+            carry, last = chunk(carry, batch, test, val, rest)
+            records = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b[None]]), records, last)
+        return carry[0], records
+
+    _CACHE[key] = jax.jit(jax.vmap(one_run, in_axes=(0, 0, 0, None, None, None)))
+    return _CACHE[key]
+
+
 # ----------------------------------------------------------------------------------------------------------
 # fit
 
@@ -331,7 +387,7 @@ def fit(
     k_init, k_run = jax.random.split(key)
     state = solver.init(k_init, batch, hparams)
 
-    chunk = jax.jit(_make_chunk(solver, batch_size, metric, num_test, num_val), static_argnames="length")
+    chunk = _jitted_chunk(solver, batch_size, metric, num_test, num_val)
     records = []
     carry = (state, k_run)
     lengths = _lengths(num_steps, eval_every)
@@ -513,26 +569,9 @@ def sweep(
     seeds_arr = jax.device_put(seeds_arr, sharding)
     hp = jax.device_put(hp, sharding)
 
-    chunk = _make_chunk(solver, batch_size, metric, num_test, num_val)
-    lengths = _lengths(num_steps, eval_every)
-    full, rest = divmod(num_steps, eval_every)
-
-    def one_run(seed, index, hparams, batch, test, val):
-        if data_per_seed:
-            batch, test, val = jax.tree_util.tree_map(lambda a: a[index], (batch, test, val))
-        key = jax.random.key(seed)
-        k_init, k_run = jax.random.split(key)
-        state = solver.init(k_init, batch, hparams)
-        carry, records = jax.lax.scan(
-            lambda c, _: chunk(c, batch, test, val, eval_every), (state, k_run), None, length=full
-        )
-        if rest:
-            carry, last = chunk(carry, batch, test, val, rest)
-            records = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b[None]]), records, last)
-        return carry[0], records
-
-    del lengths
-    run_all = jax.jit(jax.vmap(one_run, in_axes=(0, 0, 0, None, None, None)))
+    run_all = _jitted_sweep(
+        solver, batch_size, metric, num_test, num_val, num_steps, eval_every, data_per_seed
+    )
     states, history = run_all(seeds_arr, data_index, hp, batch, test, val)
     states, history = jax.device_get((states, history))
     trim = lambda a: np.asarray(a)[:runs]  # noqa: E731

@@ -590,3 +590,22 @@ def test_progress_bar_runs(capsys):
         progress=True,
     )
     assert res.history["step"].tolist() == [5, 10, 15, 20]
+
+
+def test_repeated_fit_and_sweep_reuse_their_compilation():
+    train, test = logit_z(0, n_train=200, n_test=80)
+    tr, te = _batch(train), _batch(test)
+    _warm(tr, te)
+    solver = irm(MLP(), penalty="tv_l1", anneal_steps=5)
+    mesh = jax.make_mesh(
+        (1,), ("sweep",), devices=jax.devices()[:1], axis_types=(jax.sharding.AxisType.Auto,)
+    )
+    jaxirm.fit(solver, jax.random.key(0), tr, 20, test=te, eval_every=10)
+    jaxirm.sweep(solver, tr, 20, seeds=2, grid={"lam": [1.0, 2.0]}, test=te, eval_every=10, mesh=mesh)
+    with count_compiles() as names:
+        again = jaxirm.fit(solver, jax.random.key(1), tr, 20, test=te, eval_every=10)
+        jaxirm.sweep(
+            solver, tr, 20, seeds=[3, 4], grid={"lam": [5.0, 6.0]}, test=te, eval_every=10, mesh=mesh
+        )
+    assert not [n for n in names if "chunk" in n or "one_run" in n], names
+    assert again.history["step"].tolist() == [10, 20]
