@@ -11,28 +11,12 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _loss_data import LOSSES, loss_data
 from absl.testing import parameterized
 
 import jaxirm
 from jaxirm import losses
 from jaxirm.losses import bce_with_logits, softmax_cross_entropy, squared_error
-
-LOSSES = (
-    ("bce", bce_with_logits),
-    ("squared", squared_error),
-    ("ce", softmax_cross_entropy),
-)
-NUM_CLASSES = 3
-
-
-def _data(loss_fn, n, seed):
-    """Float64 logits and targets for ``loss_fn`` (numpy, converted by the caller)."""
-    rng = np.random.default_rng(seed)
-    if loss_fn is softmax_cross_entropy:
-        return 2.0 * rng.normal(size=(n, NUM_CLASSES)), rng.integers(0, NUM_CLASSES, n)
-    if loss_fn is bce_with_logits:
-        return 2.0 * rng.normal(size=n), rng.integers(0, 2, n).astype(np.float64)
-    return rng.normal(size=n), rng.normal(size=n)
 
 
 def _np_sigmoid(x):
@@ -106,7 +90,7 @@ class LossValueTest(chex.TestCase):
     def test_losses_are_per_example(self):
         """ℓ_i depends on example i only: changing example 0 leaves the others alone."""
         for _, loss_fn in LOSSES:
-            f, y = _data(loss_fn, 6, seed=2)
+            f, y = loss_data(loss_fn, 6, seed=2)
             f2 = f.copy()
             f2.flat[0] += 5.0  # logit of example 0 (its first class for the multiclass loss)
             a = np.asarray(loss_fn(jnp.asarray(f, jnp.float32), jnp.asarray(y)))
@@ -126,7 +110,7 @@ class ScaleDerivativeTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.named_parameters(*LOSSES)
     def test_closed_form_matches_numpy_formula(self, loss_fn):
-        f, y = _data(loss_fn, 12, seed=3)
+        f, y = loss_data(loss_fn, 12, seed=3)
         got = self.variant(lambda a, b: losses.scale_derivative(loss_fn, a, b))(
             jnp.asarray(f), jnp.asarray(y)
         )
@@ -135,7 +119,7 @@ class ScaleDerivativeTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.named_parameters(*LOSSES)
     def test_closed_form_matches_per_example_autodiff(self, loss_fn):
-        f, y = _data(loss_fn, 12, seed=4)
+        f, y = loss_data(loss_fn, 12, seed=4)
 
         def one(f_i, y_i):  # d/dw ℓ(w f_i, y_i) at w = 1, for a single example
             return jax.grad(lambda w: loss_fn((w * f_i)[None], y_i[None])[0])(1.0)
@@ -146,7 +130,7 @@ class ScaleDerivativeTest(chex.TestCase):
 
     @parameterized.named_parameters(*LOSSES)
     def test_closed_form_matches_central_differences(self, loss_fn):
-        f, y = _data(loss_fn, 12, seed=5)
+        f, y = loss_data(loss_fn, 12, seed=5)
         h = 1e-6
         loss = jax.jit(loss_fn)
         fd = (
@@ -186,7 +170,7 @@ class ScaleGradsThreeWaysTest(chex.TestCase):
     @parameterized.named_parameters(*CASES)
     def test_scale_grads_three_ways(self, loss_fn, kind):
         num_envs = 3
-        f, y = _data(loss_fn, 20, seed=6)
+        f, y = loss_data(loss_fn, 20, seed=6)
         envs, weights = _envs(kind, 20, num_envs, seed=7)
         fj, yj = jnp.asarray(f), jnp.asarray(y)
         got = self.variant(lambda a, b, e: jaxirm.scale_grads(loss_fn, a, b, e, num_envs=num_envs))(
@@ -214,7 +198,7 @@ class ScaleGradsThreeWaysTest(chex.TestCase):
 
     @parameterized.named_parameters(*LOSSES)
     def test_float32_agrees_with_float64(self, loss_fn):
-        f, y = _data(loss_fn, 20, seed=10)
+        f, y = loss_data(loss_fn, 20, seed=10)
         labels = np.arange(20) % 2
         grads = jax.jit(lambda a, b, e: jaxirm.scale_grads(loss_fn, a, b, e, num_envs=2))
         g64 = grads(jnp.asarray(f), jnp.asarray(y), jnp.asarray(labels))

@@ -5,26 +5,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _loss_data import LOSSES, loss_data
 from absl.testing import parameterized
 
 import jaxirm
-from jaxirm.losses import bce_with_logits, softmax_cross_entropy, squared_error
-
-LOSSES = (
-    ("bce", bce_with_logits),
-    ("squared", squared_error),
-    ("ce", softmax_cross_entropy),
-)
-NUM_CLASSES = 3
-
-
-def _data(loss_fn, n, seed):
-    rng = np.random.default_rng(seed)
-    if loss_fn is softmax_cross_entropy:
-        return 2.0 * rng.normal(size=(n, NUM_CLASSES)), rng.integers(0, NUM_CLASSES, n)
-    if loss_fn is bce_with_logits:
-        return 2.0 * rng.normal(size=n), rng.integers(0, 2, n).astype(np.float64)
-    return rng.normal(size=n), rng.normal(size=n)
+from jaxirm.losses import bce_with_logits, squared_error
 
 
 def _np_losses(loss_fn, f, y):
@@ -49,7 +34,7 @@ class EnvRisksTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.named_parameters(*LOSSES)
     def test_label_risks_are_per_env_means(self, loss_fn):
-        f, y = _data(loss_fn, 15, seed=0)
+        f, y = loss_data(loss_fn, 15, seed=0)
         labels = np.array([0, 1, 1, 2, 2, 2, 0, 1, 2, 2, 0, 2, 1, 2, 2])
         got = self.variant(lambda a, b, e: jaxirm.env_risks(loss_fn, a, b, e, num_envs=3))(
             jnp.asarray(f), jnp.asarray(y), jnp.asarray(labels)
@@ -61,7 +46,7 @@ class EnvRisksTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.named_parameters(*LOSSES)
     def test_weighted_risks_are_weighted_means(self, loss_fn):
-        f, y = _data(loss_fn, 12, seed=1)
+        f, y = loss_data(loss_fn, 12, seed=1)
         weights = np.random.default_rng(2).uniform(0.0, 2.0, size=(12, 4))
         got = self.variant(lambda a, b, e: jaxirm.env_risks(loss_fn, a, b, e))(
             jnp.asarray(f), jnp.asarray(y), jnp.asarray(weights)
@@ -73,7 +58,7 @@ class EnvRisksTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.named_parameters(("labels", "labels"), ("soft_rows", "weights"))
     def test_empirical_average_of_risks_is_plain_mean_loss(self, kind):
-        f, y = _data(bce_with_logits, 20, seed=3)
+        f, y = loss_data(bce_with_logits, 20, seed=3)
         rng = np.random.default_rng(4)
         if kind == "labels":
             envs = jnp.asarray(rng.integers(0, 3, 20))
@@ -91,7 +76,7 @@ class EnvRisksTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.named_parameters(*LOSSES)
     def test_scalar_and_per_example_scale(self, loss_fn):
-        f, y = _data(loss_fn, 10, seed=5)
+        f, y = loss_data(loss_fn, 10, seed=5)
         labels = jnp.asarray(np.arange(10) % 2)
         w = np.random.default_rng(6).uniform(0.5, 2.0, size=10)
         risks = self.variant(lambda a, b, e, s: jaxirm.env_risks(loss_fn, a, b, e, num_envs=2, scale=s))
@@ -108,7 +93,7 @@ class EnvRisksTest(chex.TestCase):
     @parameterized.named_parameters(*LOSSES)
     def test_per_example_scale_along_common_direction_is_scale_grads(self, loss_fn):
         """Σ_i ∂R_e/∂w_i (a jvp of the [n] scale along w_i = w) is ∂R_e/∂w for a common scale."""
-        f, y = _data(loss_fn, 10, seed=7)
+        f, y = loss_data(loss_fn, 10, seed=7)
         weights = jnp.asarray(np.random.default_rng(8).uniform(0.1, 1.0, size=(10, 3)))
         fj, yj = jnp.asarray(f), jnp.asarray(y)
         ones = jnp.ones(10)
@@ -133,7 +118,7 @@ def _finite(tree):
 
 @pytest.mark.parametrize("name,loss_fn", LOSSES[::2])  # bce and ce: 1-D and 2-D logits
 def test_label_never_occurring_gives_exact_zero_without_nan(name, loss_fn):
-    f, y = _data(loss_fn, 8, seed=9)
+    f, y = loss_data(loss_fn, 8, seed=9)
     f, y = jnp.asarray(f, jnp.float32), jnp.asarray(y)
     labels = jnp.array([0, 0, 1, 3, 3, 1, 0, 3])  # envs 2 and 4 are empty
 
@@ -164,7 +149,7 @@ def test_label_never_occurring_gives_exact_zero_without_nan(name, loss_fn):
 
 @pytest.mark.parametrize("name,loss_fn", LOSSES[::2])
 def test_zero_weight_column_gives_exact_zero_without_nan(name, loss_fn):
-    f, y = _data(loss_fn, 8, seed=10)
+    f, y = loss_data(loss_fn, 8, seed=10)
     f, y = jnp.asarray(f, jnp.float32), jnp.asarray(y)
     weights = np.random.default_rng(11).uniform(0.1, 1.0, size=(8, 3)).astype(np.float32)
     weights[:, 1] = 0.0
@@ -218,9 +203,9 @@ def test_all_zero_weights_give_zeros_everywhere():
 
 @pytest.mark.parametrize("name,loss_fn", LOSSES[::2])  # bce and ce: 1-D and 2-D logits
 def test_zero_rows_change_nothing(name, loss_fn):
-    f, y = _data(loss_fn, 10, seed=12)
+    f, y = loss_data(loss_fn, 10, seed=12)
     weights = np.random.default_rng(13).uniform(0.1, 1.0, size=(10, 3))
-    pad_f, pad_y = _data(loss_fn, 6, seed=14)  # arbitrary (finite) padding examples
+    pad_f, pad_y = loss_data(loss_fn, 6, seed=14)  # arbitrary (finite) padding examples
     f_pad = np.concatenate([f, pad_f])
     y_pad = np.concatenate([y, pad_y])
     w_pad = np.concatenate([weights, np.zeros((6, 3))])
