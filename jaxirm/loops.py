@@ -150,6 +150,18 @@ def _check_int(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
+def _check_batch_size(solver: Solver, batch_size, n: int) -> int | None:
+    """None (full batch), or an int in [2, n] for a solver that can take minibatches."""
+    if batch_size is None:
+        return None
+    if solver.full_batch:
+        raise ValueError(f"batch_size must be None: {solver.name} keeps per-example state (full batch only)")
+    batch_size = _check_int("batch_size", batch_size, minimum=2)
+    if batch_size > n:
+        raise ValueError(f"batch_size must be <= n = {n}, got {batch_size}")
+    return batch_size
+
+
 def _metric_name(solver: Solver, metric: str | None) -> str:
     if metric is None:
         return "mse" if solver.loss_kind == _v.REGRESSION else "accuracy"
@@ -372,14 +384,7 @@ def fit(
     num_steps = _check_int("num_steps", num_steps)
     eval_every = _check_int("eval_every", eval_every)
     batch, _ = _check_batch(solver, batch, "batch")
-    if batch_size is not None:
-        if solver.full_batch:
-            raise ValueError(
-                f"batch_size must be None: {solver.name} keeps per-example state (full batch only)"
-            )
-        batch_size = _check_int("batch_size", batch_size, minimum=2)
-        if batch_size > batch.x.shape[0]:
-            raise ValueError(f"batch_size must be <= n = {batch.x.shape[0]}, got {batch_size}")
+    batch_size = _check_batch_size(solver, batch_size, batch.x.shape[0])
     test, num_test = (None, None) if test is None else _check_batch(solver, test, "test", test=True)
     val, num_val = (None, None) if val is None else _check_batch(solver, val, "val", test=True)
     metric = _metric_name(solver, metric)
@@ -537,14 +542,7 @@ def sweep(
     num_seeds = len({c["seed"] for c in configs})
     batch, _ = _check_stacked(solver, batch, "batch", data_per_seed, num_seeds)
     n = batch.x.shape[1 if data_per_seed else 0]
-    if batch_size is not None:
-        if solver.full_batch:
-            raise ValueError(
-                f"batch_size must be None: {solver.name} keeps per-example state (full batch only)"
-            )
-        batch_size = _check_int("batch_size", batch_size, minimum=2)
-        if batch_size > n:
-            raise ValueError(f"batch_size must be <= n = {n}, got {batch_size}")
+    batch_size = _check_batch_size(solver, batch_size, n)
     test, num_test = (
         (None, None) if test is None else _check_stacked(solver, test, "test", data_per_seed, num_seeds, True)
     )

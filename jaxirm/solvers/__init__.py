@@ -41,6 +41,7 @@ from jaxirm.solvers._base import (
     GameConfig,
     Solver,
     SolverState,
+    injected_learning_rate,
     make_solver,
 )
 from jaxirm.solvers._eiil import make_eiil
@@ -99,21 +100,11 @@ def _check_positive(name: str, value: float, allow_zero: bool = True) -> float:
 
 def _injected_lr(optimizer: optax.GradientTransformation) -> float | None:
     """The learning rate of an optimizer built with `optax.inject_hyperparams`, else None."""
-    found = []
-
-    def visit(node):
-        hyper = getattr(node, "hyperparams", None)
-        if isinstance(node, tuple) and isinstance(hyper, dict) and "learning_rate" in hyper:
-            found.append(float(np.asarray(hyper["learning_rate"])))
-        elif isinstance(node, tuple) and not hasattr(node, "_fields"):
-            for child in node:
-                visit(child)
-
     try:
-        visit(optimizer.init(jnp.zeros(())))
+        lr = injected_learning_rate(optimizer.init(jnp.zeros(())))
     except Exception:  # an optimizer that cannot initialise on a scalar: no sweepable lr
         return None
-    return found[0] if found else None
+    return None if lr is None else float(np.asarray(lr))
 
 
 def _defaults(lr, lam, l2, anneal_steps, optimizer):

@@ -107,26 +107,38 @@ def l2_norm_sq(params: PyTree) -> jax.Array:
     return sum((jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(params)), jnp.zeros(()))
 
 
-def set_learning_rate(opt_state: PyTree, value: jax.Array) -> PyTree:
-    """Replaces ``learning_rate`` inside an `optax.inject_hyperparams` state (searching nested chains).
+def _map_learning_rate(opt_state: PyTree, fn: Callable[[jax.Array], jax.Array]) -> tuple[PyTree, list]:
+    """Applies ``fn`` to every ``learning_rate`` of `optax.inject_hyperparams` states inside ``opt_state``.
 
-    Raises:
-      ValueError: no such hyperparameter exists in the state.
+    Returns the new state and the list of the values found (searching nested chains).
     """
     found = []
 
     def visit(node):
         hyper = getattr(node, "hyperparams", None)
         if isinstance(node, tuple) and isinstance(hyper, dict) and "learning_rate" in hyper:
-            found.append(True)
-            hp = dict(node.hyperparams)
-            hp["learning_rate"] = jnp.asarray(value, jnp.asarray(hp["learning_rate"]).dtype)
-            return node._replace(hyperparams=hp)
+            found.append(hyper["learning_rate"])
+            return node._replace(hyperparams={**hyper, "learning_rate": fn(hyper["learning_rate"])})
         if isinstance(node, tuple) and not hasattr(node, "_fields"):
             return tuple(visit(child) for child in node)
         return node
 
-    out = visit(opt_state)
+    return visit(opt_state), found
+
+
+def injected_learning_rate(opt_state: PyTree) -> jax.Array | None:
+    """The ``learning_rate`` of an `optax.inject_hyperparams` state inside ``opt_state``, else None."""
+    _, found = _map_learning_rate(opt_state, lambda lr: lr)
+    return found[0] if found else None
+
+
+def set_learning_rate(opt_state: PyTree, value: jax.Array) -> PyTree:
+    """Replaces ``learning_rate`` inside an `optax.inject_hyperparams` state (searching nested chains).
+
+    Raises:
+      ValueError: no such hyperparameter exists in the state.
+    """
+    out, found = _map_learning_rate(opt_state, lambda lr: jnp.asarray(value, jnp.asarray(lr).dtype))
     if not found:
         raise ValueError(
             "lr can only be set when the optimizer is built with optax.inject_hyperparams, "
