@@ -65,3 +65,24 @@ def test_ceiling_values():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         logit_z(0, **kwargs)
+
+
+def test_per_environment_training_noise():
+    train, test = logit_z(
+        0,
+        n_train=60_000,
+        n_test=40,
+        p_s_train=(0.9, 0.9, 0.9),
+        noise_ratio_train=(0.0, 0.1, 0.45),
+        dim_inv=50,
+    )
+    for e, eta in enumerate((0.0, 0.1, 0.45)):
+        m = train.envs == e
+        agree = np.sign(train.x[m, :50].mean(1)) == 2 * train.y[m] - 1
+        assert abs(agree.mean() - (1 - eta)) < 0.02
+    with pytest.raises(ValueError, match="noise_ratio_train"):
+        logit_z(0, noise_ratio_train=(0.1,))
+    # The default draws are unchanged by the option.
+    a, _ = logit_z(5, n_train=100, n_test=40)
+    b, _ = logit_z(5, n_train=100, n_test=40, noise_ratio_train=(0.1, 0.1))
+    np.testing.assert_array_equal(a.x, b.x)

@@ -70,15 +70,15 @@ def _logit_split(
     rng: np.random.Generator,
     n_total: int,
     p_s: tuple[float, ...],
-    noise_ratio: float,
+    noise: tuple[float, ...],
     dim_inv: int,
     dim_spu: int,
 ) -> EnvData:
     n_env = n_total // len(p_s)
     xs, ys, es = [], [], []
-    for e, ps in enumerate(p_s):
+    for e, (ps, eta) in enumerate(zip(p_s, noise, strict=True)):
         y = rng.binomial(1, 0.5, n_env)
-        inv_noise = rng.binomial(1, noise_ratio, n_env)
+        inv_noise = rng.binomial(1, eta, n_env)
         spu_noise = rng.binomial(1, 1.0 - ps, n_env)
         m_v = 2.0 * np.abs(y - inv_noise) - 1.0
         m_s = 2.0 * np.abs(y - spu_noise) - 1.0
@@ -107,6 +107,7 @@ def logit_z(
     noise_ratio: float = 0.1,
     dim_inv: int = 5,
     dim_spu: int = 5,
+    noise_ratio_train: Sequence[float] | None = None,
 ) -> tuple[EnvData, EnvData]:
     """The ZIN "temporal" simulation ``logit_z`` used by both IRM-TV papers.
 
@@ -127,6 +128,8 @@ def logit_z(
       noise_ratio: label noise r on the invariant block (p_v = 1 − r), in [0, 0.5].
       dim_inv: invariant dimensions d_v ≥ 1.
       dim_spu: spurious dimensions d_s ≥ 0.
+      noise_ratio_train: label noise of every *training* environment, to corrupt some of them (default:
+        ``noise_ratio`` everywhere); the test environments always use ``noise_ratio``.
 
     Returns:
       ``(train, test)`` `EnvData` with x ``[n, dim_inv + dim_spu]``, y ``[n]``, envs ``[n]`` and z ``[n, 1]``.
@@ -150,7 +153,16 @@ def logit_z(
         raise ValueError(
             f"n_train and n_test must be at least the number of environments, got {n_train} and {n_test}"
         )
+    if noise_ratio_train is None:
+        noise_train = (float(noise_ratio),) * len(p_s_train)
+    else:
+        noise_train = tuple(float(r) for r in noise_ratio_train)
+        if len(noise_train) != len(p_s_train) or any(not 0.0 <= r <= 0.5 for r in noise_train):
+            raise ValueError(
+                f"noise_ratio_train must give one ratio in [0, 0.5] per training environment "
+                f"({len(p_s_train)}), got {noise_ratio_train}"
+            )
     rng = np.random.default_rng(seed)
-    train = _logit_split(rng, n_train, p_s_train, noise_ratio, dim_inv, dim_spu)
-    test = _logit_split(rng, n_test, p_s_test, noise_ratio, dim_inv, dim_spu)
+    train = _logit_split(rng, n_train, p_s_train, noise_train, dim_inv, dim_spu)
+    test = _logit_split(rng, n_test, p_s_test, (float(noise_ratio),) * len(p_s_test), dim_inv, dim_spu)
     return train, test

@@ -8,6 +8,7 @@ own with `register`::
         return Experiment(name="my-experiment", description=..., load=..., methods=(...), num_steps=...)
 """
 
+from jaxirm.experiments import robustness as _robustness  # noqa: F401  (registers "corrupted-env")
 from jaxirm.experiments import simulation as _simulation  # noqa: F401  (registers "simulation")
 from jaxirm.experiments._registry import Experiment, Method, PaperEntry, get, names, register
 from jaxirm.experiments._run import format_table, read_results, reproduce, summarize
