@@ -12,7 +12,7 @@ For users who property-test their own penalties and solvers with hypothesis and 
 
 hypothesis is not a core dependency: install it with ``pip install 'jaxirm[test]'``.
 
-Example:
+Examples:
   >>> from hypothesis import given
   >>> import jaxirm
   >>> from jaxirm import testing
@@ -112,7 +112,7 @@ def sizes() -> st.SearchStrategy[int]:
     Returns:
       A strategy of Python ints.
 
-    Example:
+    Examples:
       >>> from hypothesis import given
       >>> from jaxirm.testing import SIZE_BUCKETS, sizes
       >>> @given(sizes())
@@ -129,7 +129,7 @@ def env_counts() -> st.SearchStrategy[int]:
     Returns:
       A strategy of Python ints.
 
-    Example:
+    Examples:
       >>> from hypothesis import given
       >>> from jaxirm.testing import ENV_BUCKETS, env_counts
       >>> @given(env_counts())
@@ -146,7 +146,7 @@ def class_counts() -> st.SearchStrategy[int]:
     Returns:
       A strategy of Python ints.
 
-    Example:
+    Examples:
       >>> from hypothesis import given
       >>> from jaxirm.testing import CLASS_BUCKETS, class_counts
       >>> @given(class_counts())
@@ -174,7 +174,7 @@ def env_labels(n: int, num_envs: int, *, all_present: bool = False) -> st.Search
     Raises:
       TypeError, ValueError: ``n`` or ``num_envs`` is not a positive int.
 
-    Example:
+    Examples:
       >>> from hypothesis import given
       >>> from jaxirm.testing import env_labels
       >>> @given(env_labels(8, 3, all_present=True))
@@ -216,7 +216,7 @@ def env_weights(n: int, num_envs: int, *, padding: bool = True) -> st.SearchStra
     Raises:
       TypeError, ValueError: ``n`` or ``num_envs`` is not a positive int.
 
-    Example:
+    Examples:
       >>> from hypothesis import given
       >>> from jaxirm.testing import env_weights
       >>> @given(env_weights(8, 3))
@@ -267,7 +267,7 @@ def env_assignments(n: int, num_envs: int, *, padding: bool = True) -> st.Search
     Raises:
       TypeError, ValueError: ``n`` or ``num_envs`` is not a positive int.
 
-    Example:
+    Examples:
       >>> from hypothesis import given
       >>> import jaxirm
       >>> from jaxirm.testing import env_assignments
@@ -295,7 +295,7 @@ def logits(n: int, num_classes: int | None = None, *, max_abs: float = 5.0) -> s
     Raises:
       TypeError, ValueError: ``n`` or ``num_classes`` is not a positive int, or ``max_abs`` is not positive.
 
-    Example:
+    Examples:
       >>> from hypothesis import given
       >>> from jaxirm.testing import logits
       >>> @given(logits(8, 3, max_abs=2.0))
@@ -330,7 +330,7 @@ def targets(
       ValueError: unknown ``kind``, or ``"multiclass"`` without ``num_classes``.
       TypeError: ``n`` or ``num_classes`` is not an int.
 
-    Example:
+    Examples:
       >>> from hypothesis import given
       >>> from jaxirm.testing import targets
       >>> @given(targets(8, "multiclass", 3))
@@ -368,7 +368,7 @@ def measures(num_envs: int, *, allow_zero: bool = True) -> st.SearchStrategy[np.
     Raises:
       TypeError, ValueError: ``num_envs`` is not a positive int.
 
-    Example:
+    Examples:
       >>> from hypothesis import given
       >>> from jaxirm.testing import measures
       >>> @given(measures(4))
@@ -403,7 +403,7 @@ def env_grads(num_envs: int, *, max_abs: float = 1.0) -> st.SearchStrategy[np.nd
     Raises:
       TypeError, ValueError: ``num_envs`` is not a positive int, or ``max_abs`` is not positive.
 
-    Example:
+    Examples:
       >>> from hypothesis import given
       >>> from jaxirm.testing import env_grads
       >>> @given(env_grads(5))
@@ -450,7 +450,7 @@ def problems(kind: str | None = None, *, padding: bool = True) -> st.SearchStrat
     Raises:
       ValueError: unknown ``kind``.
 
-    Example:
+    Examples:
       >>> from hypothesis import given
       >>> import jaxirm
       >>> from jaxirm.testing import problems
@@ -618,7 +618,7 @@ def check_penalty(
       ValueError, TypeError: ``grads`` is not a non-empty vector or ``measure`` is not a non-negative finite
         ``[E]`` vector.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import jaxirm
       >>> from jaxirm.testing import check_penalty
@@ -733,7 +733,7 @@ def check_split_penalty(
       ValueError, TypeError: ``grads`` is not a non-empty vector or ``measure`` is not a non-negative finite
         ``[E]`` vector.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import jaxirm
       >>> from jaxirm.testing import check_split_penalty
@@ -932,7 +932,7 @@ def check_env_pipeline(
       AssertionError: a property fails; the message names it.
       ValueError, TypeError: invalid inputs, as in `jaxirm.scale_grads` and `jaxirm.env_measure`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import jaxirm
       >>> from jaxirm.losses import bce_with_logits

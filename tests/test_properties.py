@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _penalty_cases import PENALTY_CHECKS, PENALTY_IDS
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
@@ -33,12 +34,8 @@ def grads_and_measures(draw):
 
 @pytest.mark.parametrize(
     "penalty, kwargs",
-    [
-        (jaxirm.tv_l2, {}),
-        (jaxirm.tv_l1, {"dominated_by": jaxirm.tv_l2}),
-        (jaxirm.vrex, {"zero_subgradient": False}),
-    ],
-    ids=["tv_l2", "tv_l1", "vrex"],
+    PENALTY_CHECKS,
+    ids=PENALTY_IDS,
 )
 @settings(deadline=None)
 @given(grads_and_measures())

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _penalty_cases import PENALTY_CHECKS, PENALTY_IDS
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
@@ -205,12 +206,8 @@ def _point(values, measure):
 @pytest.mark.parametrize("_, values, measure", _POINTS, ids=_POINT_IDS)
 @pytest.mark.parametrize(
     "penalty, kwargs",
-    [
-        (jaxirm.tv_l2, {}),
-        (jaxirm.tv_l1, {"dominated_by": jaxirm.tv_l2}),
-        (jaxirm.vrex, {"zero_subgradient": False}),
-    ],
-    ids=["tv_l2", "tv_l1", "vrex"],
+    PENALTY_CHECKS,
+    ids=PENALTY_IDS,
 )
 def test_check_penalty_passes(penalty, kwargs, _, values, measure):
     testing.check_penalty(penalty, *_point(values, measure), **kwargs)
