@@ -13,6 +13,7 @@ Model selection is explicit and reported by name (never mixed):
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import sys
 import warnings
@@ -317,9 +318,7 @@ def _jitted_sweep(
     chunk = _make_chunk(solver, batch_size, metric, num_test, num_val)
     full, rest = divmod(num_steps, eval_every)
 
-    def one_run(seed, index, hparams, batch, test, val):
-        if data_per_seed:
-            batch, test, val = jax.tree_util.tree_map(lambda a: a[index], (batch, test, val))
+    def one_run(seed, hparams, batch, test, val):
         k_init, k_run = jax.random.split(jax.random.key(seed))
         state = solver.init(k_init, batch, hparams)
         carry, records = jax.lax.scan(
@@ -330,7 +329,25 @@ def _jitted_sweep(
             records = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b[None]]), records, last)
         return carry[0], records
 
-    _CACHE[key] = jax.jit(jax.vmap(one_run, in_axes=(0, 0, 0, None, None, None)))
+    if data_per_seed:
+        # Seeds outside, grid inside: the grid's runs share their seed's dataset, so the model's forward
+        # pass is one [n, d] @ [d, G] product per seed instead of G matrix-vector products over G copies.
+        def one_run_per_seed_data(seed, index, hparams, batch, test, val):
+            batch, test, val = jax.tree_util.tree_map(lambda a: a[index], (batch, test, val))
+            if not hparams:  # no grid: one run per seed
+                out = one_run(seed, hparams, batch, test, val)
+                return jax.tree_util.tree_map(lambda a: a[None], out)
+            return jax.vmap(one_run, in_axes=(None, 0, None, None, None))(seed, hparams, batch, test, val)
+
+        run = jax.vmap(one_run_per_seed_data, in_axes=(0, 0, 0, None, None, None))
+    else:
+
+        def one_run_shared_data(seed, index, hparams, batch, test, val):
+            del index
+            return one_run(seed, hparams, batch, test, val)
+
+        run = jax.vmap(one_run_shared_data, in_axes=(0, 0, 0, None, None, None))
+    _CACHE[key] = jax.jit(run)
     return _CACHE[key]
 
 
@@ -486,7 +503,7 @@ def _grid_configs(solver: Solver, seeds, grid: Mapping[str, Sequence[float]] | N
     for seed in seeds_arr.tolist():
         for combo in itertools.product(*values) if values else [()]:
             configs.append({"seed": int(seed), **{n: float(v) for n, v in zip(names, combo, strict=True)}})
-    return configs, names
+    return configs, names, math.prod(arr.size for arr in values)
 
 
 def sweep(
@@ -538,7 +555,7 @@ def sweep(
     """
     num_steps = _check_int("num_steps", num_steps)
     eval_every = _check_int("eval_every", eval_every)
-    configs, names = _grid_configs(solver, seeds, grid)
+    configs, names, num_grid = _grid_configs(solver, seeds, grid)
     num_seeds = len({c["seed"] for c in configs})
     batch, _ = _check_stacked(solver, batch, "batch", data_per_seed, num_seeds)
     n = batch.x.shape[1 if data_per_seed else 0]
@@ -558,19 +575,31 @@ def sweep(
     runs = len(configs)
     sharding = NamedSharding(mesh, P("sweep"))
     shards = mesh.shape["sweep"]
-    padded = -(-runs // shards) * shards
-    pad = [configs[-1]] * (padded - runs)
-    seeds_arr = np.asarray([c["seed"] for c in configs + pad], dtype=np.uint32)
     order = {seed: i for i, seed in enumerate(dict.fromkeys(c["seed"] for c in configs))}
-    data_index = jax.device_put(np.asarray([order[c["seed"]] for c in configs + pad], np.int32), sharding)
-    hp = {n: np.asarray([c[n] for c in configs + pad], dtype=np.float32) for n in names}
-    seeds_arr = jax.device_put(seeds_arr, sharding)
+    if data_per_seed:
+        # One entry per seed on the sharded axis, the grid inside (configs are seed-major).
+        rows = [configs[i : i + num_grid] for i in range(0, runs, num_grid)]
+    else:
+        rows = [[c] for c in configs]
+    padded = -(-len(rows) // shards) * shards
+    rows = rows + [rows[-1]] * (padded - len(rows))
+    seeds_arr = jax.device_put(np.asarray([r[0]["seed"] for r in rows], dtype=np.uint32), sharding)
+    data_index = jax.device_put(np.asarray([order[r[0]["seed"]] for r in rows], np.int32), sharding)
+    hp = {
+        n: np.asarray([[c[n] for c in r] for r in rows], dtype=np.float32).reshape(
+            (padded, num_grid) if data_per_seed else (padded,)
+        )
+        for n in names
+    }
     hp = jax.device_put(hp, sharding)
 
     run_all = _jitted_sweep(
         solver, batch_size, metric, num_test, num_val, num_steps, eval_every, data_per_seed
     )
     states, history = run_all(seeds_arr, data_index, hp, batch, test, val)
+    if data_per_seed:
+        flatten = lambda a: a.reshape((-1,) + a.shape[2:])  # noqa: E731
+        states, history = jax.tree_util.tree_map(flatten, (states, history))
     states, history = jax.device_get((states, history))
     trim = lambda a: np.asarray(a)[:runs]  # noqa: E731
     states = jax.tree_util.tree_map(trim, states)
