@@ -57,11 +57,22 @@ def one_hot(labels: ArrayLike, num_envs: int, dtype: Any = jnp.float32) -> jax.A
     return jax.nn.one_hot(labels, num, dtype=dtype)
 
 
+#: Up to this many environments, integer labels are summed by a one-hot contraction (O(nE) but dense);
+#: above it by a segment sum (O(n + E)). Measured on 2 CPU cores (jax 0.10.2): at E = 2 the contraction makes
+#: a whole IRM-TV-l1 training step 17 % faster (n = 5000: 97 vs 117 µs); at E = 4 and n = 200 000 it is
+#: slower than the segment sum, so only the papers' two-environment case takes it.
+_ONE_HOT_MAX_ENVS = 2
+
+
 def _env_sums(values: jax.Array, envs: jax.Array, num_envs: int) -> jax.Array:
     """Σ_i A_ie v_i for every environment: ``[n]`` or ``[n, k]`` values to ``[E]`` or ``[E, k]``."""
     if envs.ndim == 1:
-        return jax.ops.segment_sum(values, envs, num_segments=num_envs)
-    weights = envs.astype(values.dtype)
+        if num_envs > _ONE_HOT_MAX_ENVS:
+            return jax.ops.segment_sum(values, envs, num_segments=num_envs)
+        # Two environments: a one-hot contraction beats XLA's scatter-add into the same two slots.
+        weights = (envs[:, None] == jnp.arange(num_envs, dtype=envs.dtype)).astype(values.dtype)
+    else:
+        weights = envs.astype(values.dtype)
     return jnp.tensordot(weights, values, axes=((0,), (0,)), precision=_HIGHEST)
 
 
