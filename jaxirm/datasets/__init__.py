@@ -5,6 +5,20 @@ The real-data loaders read files that optional packages bundle or that the user 
 install when its files are missing.
 """
 
+from jaxirm.datasets.landcover import (
+    AFRICA_BOX,
+    LANDCOVER_CHANNELS,
+    LANDCOVER_CLASSES,
+    LANDCOVER_STEPS,
+    landcover,
+)
+from jaxirm.datasets.mnist import (
+    COLORED_MNIST_CHANCE,
+    COLORED_MNIST_DIM,
+    colored_mnist,
+    colored_mnist_ceiling,
+    read_idx,
+)
 from jaxirm.datasets.synthetic import (
     EnvData,
     SEMTruth,
@@ -25,4 +39,14 @@ __all__ = [
     "irm_sem_truth",
     "sem_errors",
     "SEMTruth",
+    "colored_mnist",
+    "colored_mnist_ceiling",
+    "read_idx",
+    "COLORED_MNIST_CHANCE",
+    "COLORED_MNIST_DIM",
+    "landcover",
+    "LANDCOVER_CLASSES",
+    "LANDCOVER_STEPS",
+    "LANDCOVER_CHANNELS",
+    "AFRICA_BOX",
 ]
