@@ -5,6 +5,10 @@ The real-data loaders read files that optional packages bundle or that the user 
 install when its files are missing.
 """
 
+from jaxirm.datasets._io import holdout
+from jaxirm.datasets.adult import ADULT_SUBGROUPS, adult
+from jaxirm.datasets.celeba import celeba_features
+from jaxirm.datasets.house import AMES_FEATURES, AMES_SPLITS, KC_FEATURES, KC_SPLITS, ames, king_county
 from jaxirm.datasets.landcover import (
     AFRICA_BOX,
     LANDCOVER_CHANNELS,
@@ -49,4 +53,14 @@ __all__ = [
     "LANDCOVER_STEPS",
     "LANDCOVER_CHANNELS",
     "AFRICA_BOX",
+    "holdout",
+    "adult",
+    "ADULT_SUBGROUPS",
+    "king_county",
+    "ames",
+    "KC_FEATURES",
+    "KC_SPLITS",
+    "AMES_FEATURES",
+    "AMES_SPLITS",
+    "celeba_features",
 ]

