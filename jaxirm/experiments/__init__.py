@@ -8,6 +8,9 @@ own with `register`::
         return Experiment(name="my-experiment", description=..., load=..., methods=(...), num_steps=...)
 """
 
+from jaxirm.experiments import adult as _adult  # noqa: F401  (registers "adult")
+from jaxirm.experiments import cmnist as _cmnist  # noqa: F401  (registers "cmnist")
+from jaxirm.experiments import house as _house  # noqa: F401  (registers "house")
 from jaxirm.experiments import robustness as _robustness  # noqa: F401  (registers "corrupted-env")
 from jaxirm.experiments import simulation as _simulation  # noqa: F401  (registers "simulation")
 from jaxirm.experiments._registry import Experiment, Method, PaperEntry, get, names, register
