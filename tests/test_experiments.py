@@ -127,6 +127,28 @@ def test_paper_comparison_flag():
     assert entry["within_2std"] is False
 
 
+def test_paper_comparison_flag_for_mse_is_lower_is_better():
+    exp = Experiment(
+        name="flag-mse",
+        description="",
+        load=lambda s: None,
+        methods=(Method("A", lambda: None, {}, PaperEntry(0.30, 0.01, 0.40, 0.01)),),
+        num_steps=1,
+        metric="mse",
+    )
+
+    def flag(mean, worst):
+        rows = [
+            {"method": "A", "selection": "final", "test_mean": mean, "test_worst": worst, "diverged": False}
+        ]
+        return experiments.summarize(exp, rows)[0]["within_2std"]
+
+    assert flag(0.31, 0.41) is True  # slightly worse, within two stds
+    assert flag(0.10, 0.20) is True  # far better (lower) than the paper
+    assert flag(0.33, 0.40) is False  # mean MSE more than two stds above
+    assert flag(0.30, 0.43) is False  # worst MSE more than two stds above
+
+
 def test_cli_reproduce_smoke(tmp_path, capsys):
     out = tmp_path / "sim"
     code = main(

@@ -173,10 +173,13 @@ def test_sweep_equals_fit(simulation, seed, lam, index):
 
 
 @pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 devices (XLA_FLAGS from conftest.py)")
-def test_sweep_on_8_devices_equals_one_device(simulation):
+@pytest.mark.parametrize("method", ["erm", "irm"])
+def test_sweep_on_8_devices_equals_one_device(simulation, method):
+    # irm: per-seed data with a λ grid nested inside each seed, the seed axis padded to the 8 devices.
     common = dict(simulation["common"], mesh=None)  # the default mesh: every device
-    sharded = jaxirm.sweep(simulation["erm_solver"], simulation["train"], STEPS, **common)
-    ref = simulation["erm"]
+    grid = {"lam": [2000.0, 20.0]} if method == "irm" else None
+    sharded = jaxirm.sweep(simulation[f"{method}_solver"], simulation["train"], STEPS, grid=grid, **common)
+    ref = simulation[method]
     assert sharded.configs == ref.configs
     for key, value in ref.history.items():
         atol = METRIC_ATOL if key in METRICS else 1e-4
