@@ -9,6 +9,19 @@ __all__ = ["main"]
 _MISSING = "the jaxirm command line needs typer and matplotlib: pip install 'jaxirm[cli]'"
 
 
+def _import_modules(modules: Sequence[str] | None) -> None:
+    """Imports the user's modules (``--import``), whose import registers their experiments."""
+    import importlib
+
+    import typer
+
+    for module in modules or ():
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise typer.BadParameter(f"cannot import {module!r}: {err}", param_hint="--import") from err
+
+
 def _app():
     import typer
 
@@ -31,6 +44,14 @@ def _app():
         out: Annotated[str | None, typer.Option(help="output directory (default: results/NAME)")] = None,
         method: Annotated[list[str] | None, typer.Option(help="run only this method (repeatable)")] = None,
         plot: Annotated[bool, typer.Option(help="write plot.png")] = True,
+        import_: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--import",
+                help="import this Python module first, e.g. one that registers your own experiment "
+                "(repeatable)",
+            ),
+        ] = None,
     ) -> None:
         """Run every method × seed of an experiment; write results.jsonl, table.csv/.md and plot.png."""
         import os
@@ -38,6 +59,7 @@ def _app():
 
         from jaxirm import experiments
 
+        _import_modules(import_)
         try:
             exp = experiments.get(name)
         except KeyError as err:
@@ -45,15 +67,21 @@ def _app():
         out_dir = out or os.path.join("results", name)
         start = time.perf_counter()
         log = lambda line: typer.echo(line, err=True)  # noqa: E731
-        table = experiments.reproduce(
-            exp,
-            seeds=seeds,
-            steps=steps,
-            out=out_dir,
-            methods=method or None,
-            plot=plot,
-            log=log,
-        )
+        try:
+            table = experiments.reproduce(
+                exp,
+                seeds=seeds,
+                steps=steps,
+                out=out_dir,
+                methods=method or None,
+                plot=plot,
+                log=log,
+            )
+        except (ImportError, FileNotFoundError) as err:  # the experiment's data are not installed
+            typer.echo(f"jaxirm reproduce {name}: {err}", err=True)
+            raise typer.Exit(1) from err
+        except KeyError as err:
+            raise typer.BadParameter(str(err.args[0]), param_hint="--method") from err
         for selection in ("final", "train-val", "oracle"):
             if any(e["selection"] == selection for e in table):
                 typer.echo(f"\n{exp.name} — selection: {selection}\n")
@@ -66,10 +94,16 @@ def _app():
         )
 
     @app.command("list")
-    def list_experiments() -> None:
+    def list_experiments(
+        import_: Annotated[
+            list[str] | None,
+            typer.Option("--import", help="import this Python module first (repeatable)"),
+        ] = None,
+    ) -> None:
         """List the registered experiments."""
         from jaxirm import experiments
 
+        _import_modules(import_)
         for name in experiments.names():
             exp = experiments.get(name)
             typer.echo(f"{name}: {exp.description} ({len(exp.methods)} methods × {exp.seeds} seeds)")

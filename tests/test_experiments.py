@@ -1,6 +1,8 @@
 """The experiment registry, the reproduction runner (incremental results, resume) and the CLI."""
 
+import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,6 +108,26 @@ def test_rerun_skips_finished_pairs_and_survives_a_torn_line(tmp_path):
     rows = experiments.read_results(tmp_path)
     assert sorted({r["seed"] for r in rows}) == [0, 1, 2]
     assert len(rows) == 3 * 3
+    # Fewer seeds than are stored: the tables cover only the requested ones.
+    table = experiments.reproduce(exp, out=tmp_path, seeds=2, plot=False)
+    assert {e["seeds"] for e in table} == {2}
+    assert len(experiments.read_results(tmp_path)) == 3 * 3
+
+
+def test_rerun_with_changed_hyperparameters_recomputes(tmp_path):
+    exp = _tiny(methods=("ERM",))
+    experiments.reproduce(exp, out=tmp_path, plot=False)
+    (erm,) = exp.methods
+    changed = dataclasses.replace(
+        exp, methods=(dataclasses.replace(erm, hparams={**erm.hparams, "lr": 0.05}),)
+    )
+    lines = []
+    table = experiments.reproduce(changed, out=tmp_path, plot=False, log=lines.append)
+    assert not any("already in" in line for line in lines)
+    rows = experiments.read_results(tmp_path)
+    assert len(rows) == 2 * 2 * 3  # both runs kept in results.jsonl ...
+    assert {e["seeds"] for e in table} == {2}  # ... the table holds only the current hyperparameters
+    assert sorted({r["hparams"]["lr"] for r in rows}) == [0.02, 0.05]
 
 
 def test_paper_comparison_flag():
@@ -184,3 +206,31 @@ def test_corrupted_env_experiment_smoke(tmp_path):
     assert train.num_envs == 8 and test.num_envs == 4 and val.num_envs == 8
     table = experiments.reproduce(exp, seeds=2, steps=20, out=tmp_path, methods=["IRM-TV-l1"], plot=False)
     assert {e["selection"] for e in table} == {"final", "train-val", "oracle"}
+
+
+def test_cli_imports_a_users_module_that_registers_an_experiment(tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_jaxirm_plugin.py").write_text(
+        "from jaxirm import experiments\n"
+        "from test_experiments import _tiny\n"
+        "experiments.register('plugin-tiny', lambda: _tiny('plugin-tiny', ('ERM',)), overwrite=True)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    assert main(["list", "--import", "my_jaxirm_plugin"]) == 0
+    assert "plugin-tiny" in capsys.readouterr().out
+    out = tmp_path / "out"
+    args = ["reproduce", "plugin-tiny", "--import", "my_jaxirm_plugin", "--out", str(out), "--no-plot"]
+    assert main(args) == 0
+    assert (out / "table.md").read_text().startswith("# plugin-tiny")
+    assert main(["list", "--import", "no_such_module_xyz"]) == 2
+
+
+def test_cli_reports_missing_data_without_a_traceback(tmp_path, capsys):
+    def load(seed):
+        raise ImportError("needs the Foo files: pip install foo")
+
+    base = _tiny("needs-data", ("ERM",))
+    experiments.register("needs-data", lambda: dataclasses.replace(base, load=load), overwrite=True)
+    assert main(["reproduce", "needs-data", "--out", str(tmp_path), "--no-plot"]) == 1
+    err = capsys.readouterr().err
+    assert "pip install foo" in err and "Traceback" not in err

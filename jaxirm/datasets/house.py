@@ -21,9 +21,17 @@ import numpy as np
 from jaxirm.datasets._io import check_choice, check_path, env_data, read_csv, standardize
 from jaxirm.datasets.synthetic import EnvData
 
-__all__ = ["king_county", "ames", "KC_FEATURES", "AMES_FEATURES", "KC_SPLITS", "AMES_SPLITS"]
+__all__ = [
+    "king_county",
+    "ames",
+    "within_year_zscore",
+    "ames_features",
+    "KC_FEATURES",
+    "AMES_FEATURES",
+    "KC_SPLITS",
+    "AMES_SPLITS",
+]
 
-#: The 15 King County features of the released code, in its order.
 KC_FEATURES = (
     "bedrooms",
     "bathrooms",
@@ -41,6 +49,7 @@ KC_FEATURES = (
     "sqft_living15",
     "sqft_lot15",
 )
+"""The 15 King County features of the released code, in its order."""
 
 Ranges = tuple[tuple[int, int], ...]
 
@@ -49,11 +58,6 @@ def _decades(first: int, count: int) -> Ranges:
     return tuple((first + 10 * k, first + 10 * k + 9) for k in range(count))
 
 
-#: Environments as inclusive built-year ranges, ``split → (training ranges, test ranges)``; environment e of
-#: each side is its e-th range. "code": the released code, g = (yr_built − 1900) // 10 with g ∈ 0..6 for
-#: training (1900–1969) and 7..11 for test (1970–2019). "paper": the paper's text, built years [1900, 1950] in
-#: five decades for training (the last one, 1940–1950, also takes 1950) and (1950, 2000] in five decades
-#: (1951–1960, …, 1991–2000) for test.
 KC_SPLITS: dict[str, tuple[Ranges, Ranges]] = {
     "code": (_decades(1900, 7), _decades(1970, 5)),
     "paper": (
@@ -61,19 +65,25 @@ KC_SPLITS: dict[str, tuple[Ranges, Ranges]] = {
         tuple((1951 + 10 * k, 1960 + 10 * k) for k in range(5)),
     ),
 }
+"""Environments as inclusive built-year ranges, ``split → (training ranges, test ranges)``; environment e
+of each side is its e-th range. "code": the released code, g = (yr_built − 1900) // 10 with g ∈ 0..6 for
+training (1900–1969) and 7..11 for test (1970–2019). "paper": the paper's text, built years [1900, 1950]
+in five decades for training (the last one, 1940–1950, also takes 1950) and (1950, 2000] in five decades
+(1951–1960, …, 1991–2000) for test.
+"""
 
-#: Ames splits. "decades" (default): five older environments for training, ≤1919 (1872–1919), 1920s, 1930s,
-#: 1940s, 1950s, and five newer ones for test, 1960s, 1970s, 1980s, 1990s, 2000–2010; every environment has
-#: at least 109 houses (the 1900s alone have 40 and 2010 has 3, hence the merged ends). "code" and "paper" are
-#: the King County boundaries, for comparison; on Ames they leave small environments (40 houses in 1900–1909
-#: and, for "code", 3 in 2010–2019) and drop the houses built before 1900.
 AMES_SPLITS: dict[str, tuple[Ranges, Ranges]] = {
     "decades": (((0, 1919), *_decades(1920, 4)), (*_decades(1960, 4), (2000, 9999))),
     "code": KC_SPLITS["code"],
     "paper": KC_SPLITS["paper"],
 }
+"""Ames splits. "decades" (default): five older environments for training, ≤1919 (1872–1919), 1920s, 1930s,
+1940s, 1950s, and five newer ones for test, 1960s, 1970s, 1980s, 1990s, 2000–2010; every environment has
+at least 109 houses (the 1900s alone have 40 and 2010 has 3, hence the merged ends). "code" and "paper"
+are the King County boundaries, for comparison; on Ames they leave small environments (40 houses in
+1900–1909 and, for "code", 3 in 2010–2019) and drop the houses built before 1900.
+"""
 
-#: The Ames features, named after the King County feature each one stands for (see `ames`).
 AMES_FEATURES = (
     "bedrooms",
     "bathrooms",
@@ -88,6 +98,7 @@ AMES_FEATURES = (
     "sqft_living15",
     "sqft_lot15",
 )
+"""The Ames features, named after the King County feature each one stands for (see `ames`)."""
 
 _AMES_COLUMNS = (
     "Bedroom_AbvGr",

@@ -228,7 +228,7 @@ def logit_2z(
     ``logit_2z(s)`` has the x, y and envs of ``logit_z(s, n_train=2·2500, n_test=4·2500)``. Only z differs:
     within each environment the k-th example (k = 0 … grid² − 1) sits at the lattice point
     ``(k % grid, k // grid)``, and environment e's lattice is shifted to tile ``(e % 2, e // 2)`` of a
-    plane two tiles wide::
+    plane two tiles wide:
 
         z[k] = ((e % 2)·grid + k % grid, (e // 2)·grid + k // grid)
 
@@ -448,7 +448,7 @@ def irm_sem(
 ) -> tuple[EnvData, EnvData]:
     """The linear structural-equation regression of the IRM paper (Arjovsky et al. 2019, section 5.1).
 
-    Per environment with noise scale σ, with Y a ``dim``-vector and row-vector products::
+    Per environment with noise scale σ, with Y a ``dim``-vector and row-vector products:
 
         H  ← N(0, σ²)
         Z1 ← H·W_{h→1} + N(0, σ²)

@@ -1,7 +1,7 @@
 """Experiments: a registry mapping a name to its data, methods, hyperparameters, seeds and metric.
 
 ``jaxirm reproduce NAME`` (or `reproduce`) runs every method × seed of a registered experiment. Register your
-own with `register`::
+own with `register`:
 
     @jaxirm.experiments.register("my-experiment")
     def my_experiment() -> Experiment:

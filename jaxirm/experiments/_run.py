@@ -27,6 +27,11 @@ def _batch(data_list, with_z: bool) -> Batch:
     return Batch(x=stack("x"), y=stack("y"), envs=stack("envs"), z=stack("z") if with_z else None)
 
 
+def _jsonable(hparams) -> dict:
+    """Hyperparameters as they read back from JSON (floats), so rows compare equal across runs."""
+    return json.loads(json.dumps({k: float(v) for k, v in dict(hparams).items()}))
+
+
 def read_results(out: str | os.PathLike) -> list[dict]:
     """The rows of ``out/results.jsonl`` (an unfinished last line from a killed run is ignored)."""
     path = Path(out) / RESULTS
@@ -89,7 +94,9 @@ def summarize(exp: Experiment, rows: Sequence[dict]) -> list[dict]:
                 "diverged": int(sum(bool(r["diverged"]) for r in sel)),
             }
             if exp.ceiling is not None:
-                entry["ceiling_gap_worst"] = float(exp.ceiling - worst.mean())
+                # How far the worst environment is from the best achievable value (positive = short of it).
+                gap = worst.mean() - exp.ceiling if exp.metric == "mse" else exp.ceiling - worst.mean()
+                entry["ceiling_gap_worst"] = float(gap)
             if method.paper is not None:
                 p = method.paper
                 entry.update(
@@ -139,7 +146,7 @@ def _write_tables(exp: Experiment, out: Path, table: Sequence[dict]) -> str:
     parts += [f"- {note}" for note in exp.notes]
     for selection, what in (
         ("final", "the model after the last step"),
-        ("train-val", "the evaluated step with the best accuracy on held-out training-environment data"),
+        ("train-val", f"the evaluated step with the best {exp.metric} on held-out training-environment data"),
         (
             "oracle",
             "best test mean and, separately, best test worst over evaluated steps (test-set selection)",
@@ -167,8 +174,9 @@ def reproduce(
 
     Each method's seeds run as one `jaxirm.sweep` (vmapped, one compile). After each method, one row per
     seed × selection is appended to ``out/results.jsonl`` and flushed, so a killed run loses no finished row;
-    rerunning with the same ``out`` skips the (method, seed) pairs already there (for the same number of
-    steps). Finally ``table.csv``, ``table.md`` (ours beside the paper's) and ``plot.png`` are written.
+    rerunning with the same ``out`` skips the (method, seed) pairs already there for the same number of steps
+    and the same hyperparameters (a method whose hyperparameters changed is rerun). Finally ``table.csv``,
+    ``table.md`` (ours beside the paper's, over seeds 0 … seeds−1) and ``plot.png`` are written.
 
     Args:
       experiment: a registered name or an `Experiment`.
@@ -200,12 +208,19 @@ def reproduce(
         show = sys.stderr.isatty() and not os.environ.get("CI") if progress is None else progress
         log = (lambda line: print(line, file=sys.stderr, flush=True)) if show else (lambda line: None)
 
+    hparams = {m.name: _jsonable(m.hparams) for m in exp.methods}
+
+    def current(row: dict) -> bool:
+        # A row counts for this run only if experiment, steps and the method's hyperparameters all match:
+        # changing a method's hyperparameters and rerunning into the same directory recomputes it.
+        return (
+            row.get("experiment") == exp.name
+            and row.get("steps") == num_steps
+            and row.get("hparams") == hparams.get(row.get("method"))
+        )
+
     existing = read_results(out)
-    done = {
-        (r["method"], r["seed"])
-        for r in existing
-        if r.get("experiment") == exp.name and r.get("steps") == num_steps
-    }
+    done = {(r["method"], r["seed"]) for r in existing if current(r)}
     data = None
     for index, method in enumerate(chosen, start=1):
         todo = [s for s in range(num_seeds) if (method.name, s) not in done]
@@ -250,7 +265,7 @@ def reproduce(
                         "step": int(sel["step"][i]),
                         "diverged": bool(result.diverged[i]),
                         "steps": num_steps,
-                        "hparams": dict(method.hparams),
+                        "hparams": hparams[method.name],
                         "metric": exp.metric,
                         "sweep_wall_s": round(wall, 3),
                     }
@@ -262,7 +277,9 @@ def reproduce(
             f"worst {np.mean(final['test_worst']):.4f}"
         )
 
-    rows = [r for r in read_results(out) if r.get("experiment") == exp.name and r.get("steps") == num_steps]
+    # The summary covers the requested seeds of the chosen methods (rows of other seeds, methods or
+    # hyperparameters in the same directory are kept in results.jsonl but left out of the tables).
+    rows = [r for r in read_results(out) if current(r) and r["seed"] < num_seeds]
     table = summarize(exp, rows)
     _write_tables(exp, out, table)
     if plot and table:

@@ -7,15 +7,18 @@ from jaxirm.datasets import adult, holdout
 from jaxirm.experiments._registry import Experiment, Method, PaperEntry, register
 from jaxirm.models import MLP
 
-__all__ = ["adult_experiment", "ADULT_HPARAMS", "ADULT_OOD_TV_HPARAMS"]
+__all__ = ["adult_experiment", "ADULT_HPARAMS", "ADULT_OOD_TV_HPARAMS", "ADULT_PCA_COMPONENTS"]
 
-#: The authors' IRM-TV-ℓ1 parameter map for Adult (REFERENCE.md section 1.2): used for every fixed-λ method.
 ADULT_HPARAMS = {"lr": 0.004, "l2": 0.001, "lam": 2000.0, "anneal_steps": 8000.0}
-#: Principal components of the one-hot categoricals: 53 + 6 integer columns = the papers' 59 features (the
-#: 99 %-variance threshold keeps 52 for most seeds and 51 for some; a sweep needs one dimension).
+"""The authors' IRM-TV-ℓ1 parameter map for Adult (REFERENCE.md section 1.2): used for every fixed-λ
+method.
+"""
 ADULT_PCA_COMPONENTS = 53
-#: The OOD-TV notebook's Adult command (penalty_weight_anneal 3000, penalty_anneal_iters 1000).
+"""Principal components of the one-hot categoricals: 53 + 6 integer columns = the papers' 59 features (the
+99 %-variance threshold keeps 52 for most seeds and 51 for some; a sweep needs one dimension).
+"""
 ADULT_OOD_TV_HPARAMS = {"lr": 0.004, "l2": 0.001, "lam": 3000.0, "anneal_steps": 1000.0}
+"""The OOD-TV notebook's Adult command (penalty_weight_anneal 3000, penalty_anneal_iters 1000)."""
 
 _SOURCE = "Wang, Lai & Zhong 2025, Table 3 (Adult income)"
 _PAPER = {

@@ -9,12 +9,12 @@ from jaxirm.datasets import colored_mnist, colored_mnist_ceiling, holdout
 from jaxirm.experiments._registry import Experiment, Method, PaperEntry, register
 from jaxirm.models import MLP
 
-__all__ = ["cmnist", "CMNIST_HPARAMS"]
+__all__ = ["cmnist", "CMNIST_HPARAMS", "CMNIST_ANNEAL"]
 
-#: The IRM paper's Colored MNIST hyperparameters (its README command; found by random search there).
 CMNIST_HPARAMS = {"lr": 0.0004898536566546834, "l2": 0.00110794568, "lam": 91257.18613115903}
-#: Steps with the small penalty weight 1 before the full weight (the IRM paper's ``penalty_anneal_iters``).
+"""The IRM paper's Colored MNIST hyperparameters (its README command; found by random search there)."""
 CMNIST_ANNEAL = 190
+"""Steps with the small penalty weight 1 before the full weight (the IRM paper's ``penalty_anneal_iters``)."""
 
 _SOURCE = "Arjovsky et al. 2019, section 5.2 (Colored MNIST, 2 x 25 000 training images)"
 _PAPER = {"ERM": (0.171, 0.006), "IRM": (0.669, 0.025)}

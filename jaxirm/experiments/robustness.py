@@ -10,11 +10,12 @@ from jaxirm.models import MLP
 
 __all__ = ["corrupted_env", "CORRUPTED_P_S", "CORRUPTED_NOISE"]
 
-#: Spurious agreement of the eight training environments.
 CORRUPTED_P_S = (0.999, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65)
-#: Label noise of the eight training environments: the last one is corrupted (its invariant mechanism is
-#: almost pure noise), the others follow the test environments' mechanism.
+"""Spurious agreement of the eight training environments."""
 CORRUPTED_NOISE = (0.1,) * 7 + (0.45,)
+"""Label noise of the eight training environments: the last one is corrupted (its invariant mechanism is
+almost pure noise), the others follow the test environments' mechanism.
+"""
 
 
 def _load(seed: int):

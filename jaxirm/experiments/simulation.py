@@ -9,8 +9,8 @@ from jaxirm.models import MLP
 
 __all__ = ["SIMULATION_HPARAMS", "simulation"]
 
-#: The authors' IRM-TV-ℓ1 parameter map for logit_z (REFERENCE.md section 1.2), used for every method.
 SIMULATION_HPARAMS = {"lr": 0.02, "l2": 0.002, "lam": 2000.0, "anneal_steps": 2000.0}
+"""The authors' IRM-TV-ℓ1 parameter map for logit_z (REFERENCE.md section 1.2), used for every method."""
 
 _SOURCE = "Wang, Lai & Zhong 2025, Table 2 (simulation)"
 _PAPER = {
