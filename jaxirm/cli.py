@@ -52,12 +52,19 @@ def _app():
                 "(repeatable)",
             ),
         ] = None,
+        data_dir: Annotated[
+            str | None,
+            typer.Option(help="folder of user-supplied data files (sets JAXIRM_DATA; default ./data)"),
+        ] = None,
     ) -> None:
         """Run every method × seed of an experiment; write results.jsonl, table.csv/.md and plot.png."""
         import os
         import time
 
         from jaxirm import experiments
+
+        if data_dir is not None:
+            os.environ["JAXIRM_DATA"] = data_dir
 
         _import_modules(import_)
         try:

@@ -234,3 +234,13 @@ def test_cli_reports_missing_data_without_a_traceback(tmp_path, capsys):
     assert main(["reproduce", "needs-data", "--out", str(tmp_path), "--no-plot"]) == 1
     err = capsys.readouterr().err
     assert "pip install foo" in err and "Traceback" not in err
+
+
+def test_cli_data_dir_points_user_data_experiments_at_a_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("JAXIRM_DATA", "unused")  # restored after the test (the CLI sets it)
+    folder = tmp_path / "my-data"
+    assert (
+        main(["reproduce", "house-kc", "--data-dir", str(folder), "--out", str(tmp_path), "--no-plot"]) == 1
+    )
+    err = capsys.readouterr().err
+    assert str(folder / "kc_house_data.csv") in err and "Traceback" not in err

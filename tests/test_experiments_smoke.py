@@ -1,35 +1,87 @@
-"""A fast smoke run (2 seeds, a few steps, every method) of every registered experiment.
+"""A fast smoke run (2 seeds, a few steps) of every registered experiment.
+
+The default run covers three methods of each experiment (ERM, IRM-TV-ℓ1 and Minimax-TV-ℓ1 where it has
+them: plain, penalised, and with environments inferred from z); ``-m slow`` runs every method.
 
 Experiments whose data comes from an optional package skip when it is missing, unless
 ``JAXIRM_REQUIRE_DATA=1`` (CI installs every data package and sets it, so nothing is skipped there).
 """
 
+import csv
 import math
 import os
 
+import numpy as np
 import pytest
 
 from jaxirm import experiments
+from jaxirm.datasets import KC_FEATURES
+from jaxirm.experiments.user_data import CELEBA_FILES
 
 BUILT_IN = ["simulation", "corrupted-env", "adult", "cmnist", "house"]
+USER_DATA = ["house-kc", "celeba"]  # data the user supplies: run here on generated files
 STEPS = 12
+FAST_METHODS = ("ERM", "IRM-TV-l1", "Minimax-TV-l1")
+
+
+@pytest.fixture(scope="module")
+def user_data_dir(tmp_path_factory):
+    """A data folder with a small King County CSV (15 houses per decade 1900-2019) and CelebA CSVs."""
+    folder = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    with open(folder / "kc_house_data.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "price", "yr_built", *KC_FEATURES])
+        for i, year in enumerate(np.repeat(np.arange(1900, 2020, 10), 15) + rng.integers(0, 10, 180)):
+            w.writerow(
+                [i, round(rng.uniform(1e5, 1e6)), year, *rng.uniform(0, 50, len(KC_FEATURES)).round(2)]
+            )
+    (folder / "CelebA").mkdir()
+    for name, n, envs in ((CELEBA_FILES[0], 60, 2), (CELEBA_FILES[1], 40, 4)):
+        with open(folder / name, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(
+                ["", *[f"x_{j}" for j in range(16)], "y_Smiling", *[f"z_{a}" for a in "ABCDEFG"], "g_env"]
+            )
+            for i in range(n):
+                y = int(rng.integers(0, 2))
+                w.writerow(
+                    [i, *(rng.standard_normal(16) + y).round(3), y, *rng.integers(0, 2, 7), i * envs // n]
+                )
+    return folder
+
+
+@pytest.mark.parametrize("every_method", [False, pytest.param(True, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", USER_DATA)
+def test_user_data_experiment_smoke(name, every_method, user_data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXIRM_DATA", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="JAXIRM_DATA"):
+        experiments.get(name).load(0)
+    monkeypatch.setenv("JAXIRM_DATA", str(user_data_dir))
+    _smoke(name, tmp_path, every_method)
 
 
 def test_every_built_in_experiment_is_registered():
-    assert set(BUILT_IN) <= set(experiments.names())
+    assert set(BUILT_IN + USER_DATA) <= set(experiments.names())
 
 
+@pytest.mark.parametrize("every_method", [False, pytest.param(True, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", BUILT_IN)
-def test_experiment_smoke(name, tmp_path):
-    exp = experiments.get(name)
+def test_experiment_smoke(name, every_method, tmp_path):
     try:
-        table = experiments.reproduce(exp, seeds=2, steps=STEPS, out=tmp_path, plot=False)
+        experiments.get(name).load(0)
     except ImportError as err:
         if os.environ.get("JAXIRM_REQUIRE_DATA"):
             raise
         pytest.skip(f"{name}: optional data not installed ({err})")
+    _smoke(name, tmp_path, every_method)
+
+
+def _smoke(name, tmp_path, every_method):
+    exp = experiments.get(name)
+    methods = [m.name for m in exp.methods if every_method or m.name in FAST_METHODS]
+    table = experiments.reproduce(exp, seeds=2, steps=STEPS, out=tmp_path, plot=False, methods=methods)
     rows = experiments.read_results(tmp_path)
-    methods = [m.name for m in exp.methods]
     # One row per method x seed x selection, nothing lost, nothing duplicated.
     selections = {r["selection"] for r in rows}
     assert {"final", "oracle"} <= selections

@@ -13,6 +13,7 @@ from jaxirm.experiments import cmnist as _cmnist  # noqa: F401  (registers "cmni
 from jaxirm.experiments import house as _house  # noqa: F401  (registers "house")
 from jaxirm.experiments import robustness as _robustness  # noqa: F401  (registers "corrupted-env")
 from jaxirm.experiments import simulation as _simulation  # noqa: F401  (registers "simulation")
+from jaxirm.experiments import user_data as _user_data  # noqa: F401  (registers "house-kc", "celeba")
 from jaxirm.experiments._registry import Experiment, Method, PaperEntry, get, names, register
 from jaxirm.experiments._run import format_table, read_results, reproduce, summarize
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from jaxirm import solvers
 from jaxirm.datasets import adult, holdout
-from jaxirm.experiments._registry import Experiment, Method, PaperEntry, register
+from jaxirm.experiments._methods import paper_methods
+from jaxirm.experiments._registry import Experiment, register
 from jaxirm.models import MLP
 
 __all__ = ["adult_experiment", "ADULT_HPARAMS", "ADULT_OOD_TV_HPARAMS", "ADULT_PCA_COMPONENTS"]
@@ -34,12 +34,6 @@ _PAPER = {
 }
 
 
-def _paper(name: str) -> PaperEntry | None:
-    if name not in _PAPER:
-        return None
-    return PaperEntry(*_PAPER[name], source=_SOURCE)
-
-
 def _load(seed: int):
     # 53 principal components + 6 integer columns = the papers' 59 features, for every seed.
     train, test = adult(seed, pca_components=ADULT_PCA_COMPONENTS)
@@ -61,35 +55,14 @@ def adult_experiment() -> Experiment:
     warm-up steps, 8300 steps); OOD-TV methods the OOD-TV notebook's (λ_Ψ scaled by 3000 after 1000
     warm-up steps); EIIL infers its split from a 1000-step ERM reference.
     """
-    mlp = MLP(hidden=(16,))
-
-    def irm(penalty):
-        return lambda: solvers.irm(mlp, penalty=penalty)
-
-    def mm(penalty):
-        return lambda: solvers.minimax(mlp, penalty=penalty, num_envs=4)
-
-    def ood(base, penalty):
-        num_envs = 4 if base == "minimax" else 2
-        return lambda: solvers.ood_tv(mlp, base=base, penalty=penalty, num_envs=num_envs)
-
-    h, oh = ADULT_HPARAMS, ADULT_OOD_TV_HPARAMS
-    methods = (
-        Method("ERM", lambda: solvers.erm(mlp), {"lr": h["lr"], "l2": h["l2"]}),
-        Method("IRM", irm("tv_l2"), h, _paper("IRM")),
-        Method("IRM-TV-l1", irm("tv_l1"), h, _paper("IRM-TV-l1")),
-        Method("ZIN", mm("tv_l2"), h, _paper("ZIN")),
-        Method("Minimax-TV-l1", mm("tv_l1"), h, _paper("Minimax-TV-l1")),
-        Method("OOD-TV-IRM-l1", ood("irm", "tv_l1"), oh, _paper("OOD-TV-IRM-l1")),
-        Method("OOD-TV-IRM-l2", ood("irm", "tv_l2"), oh, _paper("OOD-TV-IRM-l2")),
-        Method("OOD-TV-Minimax-l1", ood("minimax", "tv_l1"), oh, _paper("OOD-TV-Minimax-l1")),
-        Method("OOD-TV-Minimax-l2", ood("minimax", "tv_l2"), oh, _paper("OOD-TV-Minimax-l2")),
-        Method(
-            "EIIL",
-            lambda: solvers.eiil(mlp, reference_steps=1000, infer_steps=1000),
-            {**h, "anneal_steps": 1000.0},
-            _paper("EIIL"),
-        ),
+    methods = paper_methods(
+        MLP(hidden=(16,)),
+        ADULT_HPARAMS,
+        ood_hparams=ADULT_OOD_TV_HPARAMS,
+        paper=_PAPER,
+        source=_SOURCE,
+        num_envs=2,
+        infer_envs=4,
     )
     return Experiment(
         name="adult",

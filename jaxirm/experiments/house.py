@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from jaxirm import solvers
 from jaxirm.datasets import ames, holdout
-from jaxirm.experiments._registry import Experiment, Method, register
+from jaxirm.experiments._methods import paper_methods
+from jaxirm.experiments._registry import Experiment, register
 from jaxirm.losses import squared_error
 from jaxirm.models import MLP
 
@@ -33,32 +33,14 @@ def house() -> Experiment:
     environments. Hyperparameters: ZIN's house command (Adam lr 0.005, L2 0.001, λ 1000 after 5000 warm-up
     steps, 5901 steps) for every method. Metric: MSE (lower is better), worst = the largest per-decade MSE.
     """
-    mlp = MLP(hidden=(32,))
-    loss = squared_error
-
-    def irm(penalty):
-        return lambda: solvers.irm(mlp, penalty=penalty, num_envs=5, loss=loss)
-
-    def mm(penalty):
-        return lambda: solvers.minimax(mlp, penalty=penalty, num_envs=4, infer_hidden=64, loss=loss)
-
-    def ood(base, penalty):
-        num_envs = 5 if base == "irm" else 4
-        return lambda: solvers.ood_tv(
-            mlp, base=base, penalty=penalty, num_envs=num_envs, infer_hidden=64, loss=loss
-        )
-
-    h = HOUSE_HPARAMS
-    methods = (
-        Method("ERM", lambda: solvers.erm(mlp, loss=loss), {"lr": h["lr"], "l2": h["l2"]}),
-        Method("IRM", irm("tv_l2"), h),
-        Method("IRM-TV-l1", irm("tv_l1"), h),
-        Method("ZIN", mm("tv_l2"), h),
-        Method("Minimax-TV-l1", mm("tv_l1"), h),
-        Method("OOD-TV-IRM-l1", ood("irm", "tv_l1"), h),
-        Method("OOD-TV-IRM-l2", ood("irm", "tv_l2"), h),
-        Method("OOD-TV-Minimax-l1", ood("minimax", "tv_l1"), h),
-        Method("OOD-TV-Minimax-l2", ood("minimax", "tv_l2"), h),
+    methods = paper_methods(
+        MLP(hidden=(32,)),
+        HOUSE_HPARAMS,
+        num_envs=5,
+        infer_envs=4,
+        infer_hidden=64,
+        loss=squared_error,
+        eiil=False,
     )
     return Experiment(
         name="house",
