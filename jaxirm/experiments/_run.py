@@ -116,23 +116,35 @@ def summarize(exp: Experiment, rows: Sequence[dict]) -> list[dict]:
 
 
 def format_table(exp: Experiment, table: Sequence[dict], selection: str) -> str:
-    """A markdown table of one selection: ours (mean ± std) beside the paper's."""
-    lines = [
-        "| method | mean | worst | paper mean | paper worst | within 2 std | gap to ceiling (worst) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for e in table:
-        if e["selection"] != selection:
-            continue
-        paper_mean = f"{e['paper_mean']:.4f} ± {e['paper_mean_std']:.4f}" if "paper_mean" in e else "—"
-        paper_worst = f"{e['paper_worst']:.4f} ± {e['paper_worst_std']:.4f}" if "paper_worst" in e else "—"
-        within = ("yes" if e["within_2std"] else "no") if "within_2std" in e else "—"
-        gap = f"{e['ceiling_gap_worst']:+.4f}" if "ceiling_gap_worst" in e else "—"
+    """A markdown table of one selection: ours (mean ± std) beside the paper's.
+
+    The paper and ceiling columns appear only when some method has a published entry or the experiment a
+    ceiling.
+    """
+    rows = [e for e in table if e["selection"] == selection]
+    with_paper = any("paper_mean" in e for e in rows)
+    with_gap = any("ceiling_gap_worst" in e for e in rows)
+    header = ["method", "mean", "worst"]
+    header += ["paper mean", "paper worst", "within 2 std"] if with_paper else []
+    header += ["gap to ceiling (worst)"] if with_gap else []
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for e in rows:
         flag = f" ({e['diverged']} diverged)" if e["diverged"] else ""
-        lines.append(
-            f"| {e['method']}{flag} | {e['mean']:.4f} ± {e['mean_std']:.4f} | {e['worst']:.4f} ± "
-            f"{e['worst_std']:.4f} | {paper_mean} | {paper_worst} | {within} | {gap} |"
-        )
+        cells = [
+            f"{e['method']}{flag}",
+            f"{e['mean']:.4f} ± {e['mean_std']:.4f}",
+            f"{e['worst']:.4f} ± {e['worst_std']:.4f}",
+        ]
+        if with_paper:
+            has = "paper_mean" in e
+            cells += [
+                f"{e['paper_mean']:.4f} ± {e['paper_mean_std']:.4f}" if has else "—",
+                f"{e['paper_worst']:.4f} ± {e['paper_worst_std']:.4f}" if has else "—",
+                ("yes" if e["within_2std"] else "no") if "within_2std" in e else "—",
+            ]
+        if with_gap:
+            cells.append(f"{e['ceiling_gap_worst']:+.4f}" if "ceiling_gap_worst" in e else "—")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
