@@ -27,7 +27,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxirm import _validation as _v
-from jaxirm.envs import _env_means
+from jaxirm.envs import _env_means, _env_sums
 from jaxirm.solvers._base import Batch, Solver, SolverState, check_hparams
 
 __all__ = ["FitResult", "SweepResult", "evaluate", "fit", "sweep", "SELECTIONS"]
@@ -43,8 +43,10 @@ class FitResult(NamedTuple):
       state: the final `SolverState` (frozen at its last finite value if the run diverged).
       history: dict of numpy arrays over the T evaluations: ``step`` ``[T]``; the training metrics of the
         step before each evaluation (``loss``, ``risk``, ``penalty``, ``lam``, ``diverged``) ``[T]``; with a
-        test batch ``test_env`` ``[T, E_test]``, ``test_mean`` and ``test_worst`` ``[T]``; with a validation
-        batch ``val`` ``[T]``.
+        test batch ``test_env`` ``[T, E_test]``, ``test_mean`` (the metric over all test examples pooled,
+        the papers' "mean": the mean over environments when they have equal sizes) and ``test_worst``
+        (the worst environment's) ``[T]``; with a validation batch ``val`` ``[T]`` (mean over its
+        environments).
       selection: ``{"final"|"train-val"|"oracle": {"step", "test_mean", "test_worst"}}`` (floats; only the
         selections the given batches allow).
       metric: ``"accuracy"`` (higher is better) or ``"mse"`` (lower is better).
@@ -202,9 +204,12 @@ def evaluate(
     return _env_means(values, batch.envs, num_envs)
 
 
-def _summaries(per_env: jax.Array, metric: str) -> tuple[jax.Array, jax.Array]:
+def _summaries(per_env: jax.Array, counts: jax.Array, metric: str) -> tuple[jax.Array, jax.Array]:
+    """The papers' summaries: the metric over all test examples pooled (their "mean accuracy", which is the
+    mean over environments when these have equal sizes) and the worst environment's."""
     worst = jnp.max(per_env, axis=-1) if metric == "mse" else jnp.min(per_env, axis=-1)
-    return jnp.mean(per_env, axis=-1), worst
+    pooled = jnp.sum(per_env * counts, axis=-1) / jnp.maximum(jnp.sum(counts, axis=-1), 1.0)
+    return pooled, worst
 
 
 def _minibatch(batch: Batch, key: jax.Array, size: int) -> Batch:
@@ -232,7 +237,8 @@ def _make_chunk(
         if test is not None:
             per_env = evaluate(solver, state, test, num_test, metric)
             record["test_env"] = per_env
-            record["test_mean"], record["test_worst"] = _summaries(per_env, metric)
+            counts = _env_sums(jnp.ones(test.envs.shape, per_env.dtype), test.envs, num_test)
+            record["test_mean"], record["test_worst"] = _summaries(per_env, counts, metric)
         if val is not None:
             record["val"] = jnp.mean(evaluate(solver, state, val, num_val, metric))
         return (state, key), record
@@ -423,13 +429,15 @@ def fit(
     try:
         for length in lengths:
             carry, record = chunk(carry, batch, test, val, length=length)
-            records.append(jax.device_get(record))
+            records.append(record)  # left on the device: the next chunk is dispatched without waiting
             if bar is not None:
+                jax.block_until_ready(record)
                 bar.update(task, advance=length)
     finally:
         if bar is not None:
             bar.stop()
     state = carry[0]
+    records = jax.device_get(records)
     history = {k: np.stack([np.asarray(r[k]) for r in records]) for k in records[0]}
     if bool(history["diverged"][-1]):
         first = int(history["step"][np.argmax(history["diverged"])])

@@ -136,6 +136,20 @@ def test_irm_tv_l1_beats_erm_on_worst_test_env(simulation):
     assert not np.any(erm_res.diverged) and not np.any(irm_res.diverged)
 
 
+def test_test_mean_pools_every_test_example_as_the_papers_do(small):
+    # The papers' "mean accuracy" is the accuracy over all test examples; with unequal environment sizes it
+    # differs from the mean over environments (the Adult and house-price test sets are unequal).
+    train, test, _ = small
+    keep = np.r_[np.arange(0, 50), np.arange(50, 60), np.arange(100, 200)]  # envs of 50, 10, 50, 50
+    uneven = Batch(*(None if a is None else np.asarray(a)[keep] for a in test))
+    res = jaxirm.fit(erm(MLP(), lr=0.05), jax.random.key(0), train, 40, test=uneven, eval_every=20)
+    per_env = _np_accuracy_per_env(res.state.params, uneven, 4)
+    sizes = np.bincount(np.asarray(uneven.envs), minlength=4)
+    assert res.history["test_mean"][-1] == pytest.approx((per_env * sizes).sum() / sizes.sum(), abs=1e-6)
+    assert res.history["test_worst"][-1] == pytest.approx(per_env.min(), abs=1e-6)
+    assert abs((per_env * sizes).sum() / sizes.sum() - per_env.mean()) > 1e-3  # the two really differ here
+
+
 @pytest.mark.parametrize("seed, lam, index", [(1, 20.0, 3), (2, 2000.0, 4)])
 def test_sweep_equals_fit(simulation, seed, lam, index):
     train, test = _batch(simulation["data"][seed][0]), _batch(simulation["data"][seed][1])
