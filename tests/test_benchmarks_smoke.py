@@ -92,3 +92,29 @@ def test_naive_matches_scale_grads_with_empty_env():
     naive = env_scaling.naive_scale_grads(bce_with_logits, logits, y, jaxirm.one_hot(labels, 3))
     assert naive.tolist() == pytest.approx(expected.tolist(), abs=1e-6)
     assert float(naive[1]) == 0.0
+
+
+def test_benchmark_plot_draws_goals_and_env_scaling(tmp_path):
+    from benchmarks import plot
+
+    goal = {"name": "g", "value": 10.0, "op": ">=", "threshold": 20.0, "unit": "x", "passed": False}
+    first = {"benchmark": "compare", "goals": [{**goal, "section": "single"}]}
+    rerun = {"benchmark": "compare", "goals": [{**goal, "value": 40.0, "passed": True, "section": "single"}]}
+    envs = {
+        "benchmark": "env_scaling",
+        "results": [{"formulation": "labels", "num_envs": e, "median_ms": 1.0 + e / 100} for e in (2, 8, 64)],
+    }
+    paths = []
+    for i, data in enumerate((first, rerun, envs)):
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps(data))
+    goals, cases = plot.load_goals(paths)
+    assert [g["value"] for g in goals] == [40.0] and len(cases) == 3  # the rerun overrides
+    assert plot.goal_ratio(goals[0]) == 2.0
+    assert plot.goal_ratio({"value": 2.0, "op": "<=", "threshold": 5.0}) == 2.5
+    out = tmp_path / "fig.png"
+    assert plot.main([*map(str, paths), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a benchmarks"):
+        plot.load_goals([tmp_path / "bad.json"])
