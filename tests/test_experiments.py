@@ -199,13 +199,12 @@ def test_cli_unknown_experiment_is_a_usage_error(capsys):
     assert main(["reproduce", "no-such-experiment"]) == 2
 
 
-def test_corrupted_env_experiment_smoke(tmp_path):
+def test_corrupted_env_experiment_data():
+    # Its smoke run is in test_experiments_smoke.py.
     exp = experiments.get("corrupted-env")
     assert [m.name for m in exp.methods] == ["ERM", "IRM", "IRM-TV-l1", "VREx"]
     train, val, test = exp.load(0)
     assert train.num_envs == 8 and test.num_envs == 4 and val.num_envs == 8
-    table = experiments.reproduce(exp, seeds=2, steps=20, out=tmp_path, methods=["IRM-TV-l1"], plot=False)
-    assert {e["selection"] for e in table} == {"final", "train-val", "oracle"}
 
 
 def test_cli_imports_a_users_module_that_registers_an_experiment(tmp_path, monkeypatch, capsys):
