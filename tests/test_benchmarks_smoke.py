@@ -118,3 +118,13 @@ def test_benchmark_plot_draws_goals_and_env_scaling(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ValueError, match="not a benchmarks"):
         plot.load_goals([tmp_path / "bad.json"])
+
+
+def test_big_sweep_smoke(tmp_path):
+    from benchmarks import big_sweep
+
+    out = tmp_path / "big.json"
+    assert big_sweep.main(["--smoke", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["runs"] == 4 and result["diverged"] == 0
+    assert 0.5 < result["test_mean"] <= 1.0 and result["us_per_run_step"] > 0
