@@ -170,7 +170,10 @@ def test_sweep_equals_fit(simulation, seed, lam, index):
     for key, value in one.history.items():
         atol = METRIC_ATOL if key in METRICS else 2e-4
         np.testing.assert_allclose(value, res.history[key][index], rtol=2e-4, atol=atol, err_msg=key)
-    _leaves_close(one.state.params, _member(res.state.params, index), rtol=1e-3, atol=1e-4)
+    # On GPUs float32 matmuls default to TF32 and the batched and unbatched programs round differently:
+    # after 500 steps at λ = 2000 one weight differed by 0.5 % on an H200 (the metrics above still agree).
+    rtol = 1e-3 if jax.default_backend() == "cpu" else 1e-2
+    _leaves_close(one.state.params, _member(res.state.params, index), rtol=rtol, atol=1e-4)
     for name, sel in one.selection.items():
         for key, value in sel.items():
             np.testing.assert_allclose(value, res.selection[name][key][index], rtol=1e-4, atol=METRIC_ATOL)
