@@ -188,7 +188,9 @@ def read_header(path: PathLike, what: str, *, delimiter: str = ",") -> list[str]
     raise ValueError(f"{what} {str(path)!r} is empty (no header row)")
 
 
-def standardize(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+def standardize(
+    train: np.ndarray, *others: np.ndarray, axis: int | tuple[int, ...] = 0
+) -> tuple[np.ndarray, ...]:
     """Standardises columns with the mean and standard deviation of ``train`` only.
 
     A constant training column (standard deviation 0) is only centred (its scale is taken as 1), so no
@@ -197,6 +199,8 @@ def standardize(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...
     Args:
       train: ``[n]`` or ``[n, d]`` training values; the statistics come from these rows.
       *others: arrays of the same trailing shape (validation, test) transformed with the same statistics.
+      axis: the axes the statistics are taken over (0: per column; ``(0, 1)`` for ``[n, T, C]`` series:
+        per channel over examples and time).
 
     Returns:
       ``(train_std, *others_std)`` as float64 arrays.
@@ -207,8 +211,8 @@ def standardize(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...
     train = np.asarray(train, dtype=np.float64)
     if train.shape[0] == 0:
         raise ValueError("standardize needs at least one training row")
-    mean = train.mean(axis=0)
-    std = train.std(axis=0)
+    mean = train.mean(axis=axis, keepdims=True)
+    std = train.std(axis=axis, keepdims=True)
     std = np.where(std > 0, std, 1.0)
     out = [(train - mean) / std]
     for other in others:

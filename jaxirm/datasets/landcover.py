@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxirm.datasets._io import check_seed, standardize
 from jaxirm.datasets.synthetic import EnvData
 
 __all__ = [
@@ -160,13 +161,6 @@ def _innout_cache(obj: dict, path: Path) -> tuple[np.ndarray, np.ndarray, np.nda
     return data, y, lat_lon, _in_africa(lat_lon)
 
 
-def _standardize(train: np.ndarray, test: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    mean = train.mean(axis=axes, keepdims=True)
-    std = train.std(axis=axes, keepdims=True)
-    std = np.where(std > 0, std, 1.0)
-    return (train - mean) / std, (test - mean) / std
-
-
 def landcover(path: str | os.PathLike[str], *, seed: int = 0) -> tuple[EnvData, EnvData]:
     """Landcover split as in ZIN / IRM-TV: train on non-African samples, test on African ones.
 
@@ -218,8 +212,7 @@ def landcover(path: str | os.PathLike[str], *, seed: int = 0) -> tuple[EnvData, 
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a path to a landcover pickle or .npz, got {path!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {seed!r}")
+    seed = check_seed(seed)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"landcover file not found: {path}")
@@ -239,8 +232,8 @@ def landcover(path: str | os.PathLike[str], *, seed: int = 0) -> tuple[EnvData, 
     if not africa.any():
         raise ValueError(f"{path}: no African sample to test on")
 
-    x_tr, x_te = _standardize(data[~africa], data[africa], axes=(0, 1))
-    z_tr, z_te = _standardize(lat_lon[~africa], lat_lon[africa], axes=(0,))
+    x_tr, x_te = standardize(data[~africa], data[africa], axis=(0, 1))
+    z_tr, z_te = standardize(lat_lon[~africa], lat_lon[africa])
     n_tr, n_te = x_tr.shape[0], x_te.shape[0]
     envs = np.ones(n_tr, dtype=np.int32)
     envs[np.random.default_rng(seed).permutation(n_tr)[: n_tr // 2]] = 0

