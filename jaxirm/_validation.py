@@ -139,7 +139,7 @@ def check_envs(envs: Any, n: int | None, num_envs: Any) -> tuple[jax.Array, int]
             )
     elif envs.ndim == 2:
         if jnp.issubdtype(envs.dtype, jnp.bool_) or jnp.issubdtype(envs.dtype, jnp.integer):
-            envs = envs.astype(jnp.float32)
+            envs = envs.astype(jnp.result_type(float))
         num = envs.shape[1]
         if num_envs is not None and check_num_envs(num_envs) != num:
             raise ValueError(
@@ -198,3 +198,44 @@ def check_split(name: str, x: Any) -> jax.Array:
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
     return x
+
+
+def check_int(name: str, value: Any, minimum: int | None = None) -> int:
+    """A Python or numpy integer (not a bool) ``>= minimum``, else a `TypeError`/`ValueError` naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+#: Seeds of `jax.random.key` in a sweep travel as uint32: they must lie in [0, 2**32).
+UINT32_SEEDS = 2**32
+
+
+def check_seed(seed: Any, name: str = "seed", *, upper: int | None = None) -> int:
+    """A non-negative integer seed (below ``upper`` when given), else a `TypeError`/`ValueError` naming it.
+
+    numpy's generators take any non-negative int; the seeds of a `jaxirm.sweep` travel as uint32, so it
+    passes ``upper=2**32``.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name} must be a non-negative int, got {type(seed).__name__} {seed!r}")
+    if seed < 0 or (upper is not None and seed >= upper):
+        bound = "" if upper is None else f" and < 2**{upper.bit_length() - 1}"
+        raise ValueError(f"{name} must be >= 0{bound}, got {seed}")
+    return int(seed)
+
+
+def check_key(key: Any, name: str = "key") -> jax.Array:
+    """A JAX PRNG key: a typed key from `jax.random.key` (shape ``()``) or a raw uint32 key from
+    `jax.random.PRNGKey`; else a `TypeError` naming the argument (before JAX's internal message)."""
+    if isinstance(key, (jax.Array, np.ndarray)):
+        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
+            return key
+        if key.dtype == np.uint32 and key.ndim == 1:
+            return key
+        what = f"an array of dtype {key.dtype} and shape {key.shape}"
+    else:
+        what = f"{type(key).__name__} {key!r}"
+    raise TypeError(f"{name} must be one PRNG key, e.g. jax.random.key(0), got {what}")

@@ -6,15 +6,22 @@ from typing import Annotated
 
 __all__ = ["main"]
 
-_MISSING = "the jaxirm command line needs typer and matplotlib: pip install 'jaxirm[cli]'"
+_MISSING = (
+    "the jaxirm command line needs typer and matplotlib: from a clone of jaxirm, pip install -e \".[cli]\""
+)
 
 
 def _import_modules(modules: Sequence[str] | None) -> None:
     """Imports the user's modules (``--import``), whose import registers their experiments."""
     import importlib
+    import os
 
     import typer
 
+    if modules and os.getcwd() not in sys.path and "" not in sys.path:
+        # As `python -m` does: a module in the current folder can be imported (a console script's sys.path
+        # starts with the script's own folder, not the current one).
+        sys.path.insert(0, os.getcwd())
     for module in modules or ():
         try:
             importlib.import_module(module)
@@ -31,6 +38,22 @@ def _app():
         no_args_is_help=True,
         add_completion=False,
     )
+
+    def _version(value: bool) -> None:
+        if value:
+            from jaxirm import __version__
+
+            typer.echo(f"jaxirm {__version__}")
+            raise typer.Exit()
+
+    @app.callback()
+    def _options(
+        version: Annotated[
+            bool,
+            typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit"),
+        ] = False,
+    ) -> None:
+        pass
 
     @app.command()
     def reproduce(
@@ -89,12 +112,16 @@ def _app():
             raise typer.Exit(1) from err
         except KeyError as err:
             raise typer.BadParameter(str(err.args[0]), param_hint="--method") from err
+        except ValueError as err:  # e.g. --steps too few for EIIL's phases: one line, no traceback
+            typer.echo(f"jaxirm reproduce {name}: {err}", err=True)
+            raise typer.Exit(1) from err
         for selection in ("final", "train-val", "oracle"):
             if any(e["selection"] == selection for e in table):
                 typer.echo(f"\n{exp.name} — selection: {selection}\n")
                 typer.echo(experiments.format_table(exp, table, selection))
         if exp.ceiling is not None:
             typer.echo(f"\ninvariant ceiling: {exp.ceiling:.4f}")
+        typer.echo("\n" + experiments.verdict_line(exp, table))
         typer.echo(
             f"results in {out_dir}/ (results.jsonl, table.csv, table.md{', plot.png' if plot else ''}); "
             f"{time.perf_counter() - start:.1f} s"

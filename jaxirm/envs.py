@@ -64,8 +64,17 @@ def one_hot(labels: ArrayLike, num_envs: int, dtype: Any = jnp.float32) -> jax.A
 _ONE_HOT_MAX_ENVS = 2
 
 
+def _accumulator(dtype: Any) -> Any:
+    """The dtype sums are accumulated in: at least float32 (bfloat16 counts exactly only up to 256)."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
 def _env_sums(values: jax.Array, envs: jax.Array, num_envs: int) -> jax.Array:
-    """Σ_i A_ie v_i for every environment: ``[n]`` or ``[n, k]`` values to ``[E]`` or ``[E, k]``."""
+    """Σ_i A_ie v_i for every environment: ``[n]`` or ``[n, k]`` values to ``[E]`` or ``[E, k]``.
+
+    Accumulated and returned in float32 or wider (`_accumulator`), also for bfloat16/float16 values.
+    """
+    values = values.astype(_accumulator(values.dtype))
     if envs.ndim == 1:
         if num_envs > _ONE_HOT_MAX_ENVS:
             return jax.ops.segment_sum(values, envs, num_segments=num_envs)
@@ -77,13 +86,17 @@ def _env_sums(values: jax.Array, envs: jax.Array, num_envs: int) -> jax.Array:
 
 
 def _env_means(values: jax.Array, envs: jax.Array, num_envs: int) -> jax.Array:
-    """Weighted means Σ_i A_ie v_i / Σ_i A_ie; exactly 0 (value and gradient) where an env has no mass."""
+    """Weighted means Σ_i A_ie v_i / Σ_i A_ie; exactly 0 (value and gradient) where an env has no mass.
+
+    Counts and sums are accumulated in float32 or wider, so low-precision values (bfloat16 cannot count past
+    256) get accurate means; the result has the dtype of ``values``.
+    """
     sums = _env_sums(values, envs, num_envs)
-    mass = _env_sums(jnp.ones(values.shape[:1], values.dtype), envs, num_envs)
+    mass = _env_sums(jnp.ones(values.shape[:1], sums.dtype), envs, num_envs)
     mass = mass.reshape(mass.shape + (1,) * (sums.ndim - 1))
     present = mass > 0
     safe = jnp.where(present, mass, jnp.ones_like(mass))
-    return jnp.where(present, sums / safe, jnp.zeros_like(sums))
+    return jnp.where(present, sums / safe, jnp.zeros_like(sums)).astype(values.dtype)
 
 
 def env_mass(envs: ArrayLike, num_envs: int | None = None) -> jax.Array:
@@ -94,7 +107,8 @@ def env_mass(envs: ArrayLike, num_envs: int | None = None) -> jax.Array:
       num_envs: static number of environments; required with labels, optional with weights.
 
     Returns:
-      ``[E]`` masses (float32 unless the weights are float64).
+      ``[E]`` masses: for labels in the default float dtype (float32, or float64 with ``jax_enable_x64``);
+      for weights in their dtype, accumulated in float32 or wider.
 
     Raises:
       ValueError: see `env_measure`.
@@ -107,8 +121,8 @@ def env_mass(envs: ArrayLike, num_envs: int | None = None) -> jax.Array:
       Array([2., 0., 1.], dtype=float32)
     """
     envs, num = _v.check_envs(envs, None, num_envs)
-    dtype = envs.dtype if envs.ndim == 2 else jnp.float32
-    return _env_sums(jnp.ones(envs.shape[:1], dtype), envs, num)
+    dtype = envs.dtype if envs.ndim == 2 else jnp.result_type(float)
+    return _env_sums(jnp.ones(envs.shape[:1], dtype), envs, num).astype(dtype)
 
 
 def env_mask(envs: ArrayLike, num_envs: int | None = None) -> jax.Array:

@@ -92,6 +92,45 @@ def _finite(name: str, x) -> np.ndarray:
     return arr
 
 
+def _check_solver(solver) -> None:
+    if not isinstance(solver, Solver):
+        raise TypeError(
+            "solver must be a jaxirm Solver built by a factory of jaxirm.solvers around the model (e.g. "
+            f"jaxirm.solvers.irm(model) or erm(model)), got {type(solver).__name__}"
+        )
+
+
+def _check_features(name: str, x: jax.Array, train_x: jax.Array, lead: int = 1) -> None:
+    """``name.x`` must have the training batch's per-example shape (the model was built for it)."""
+    got, want = tuple(x.shape[lead:]), tuple(train_x.shape[lead:])
+    if got != want:
+        size = lambda s: str(s[0]) if len(s) == 1 else str(s)  # noqa: E731
+        raise ValueError(
+            f"{name}.x must have {size(want)} features per example like batch.x (the model's input), "
+            f"got {size(got)} (shape {tuple(x.shape)})"
+        )
+
+
+def _check_classes(solver: Solver, probe: Batch, batches: Mapping[str, Batch | None]) -> None:
+    """Class labels of a multiclass loss must lie below the model's number of outputs C.
+
+    C comes from `jax.eval_shape` of ``init`` and ``predict`` (abstract: nothing runs or compiles).
+    """
+    if solver.loss_kind != _v.MULTICLASS:
+        return
+    out = jax.eval_shape(lambda b: solver.predict(solver.init(jax.random.key(0), b), b.x), probe)
+    if len(out.shape) < 2:
+        return  # the loss itself reports logits without a class axis
+    num_classes = out.shape[-1]
+    for name, b in batches.items():
+        y = None if b is None else np.asarray(b.y)
+        if y is not None and y.size and y.max() >= num_classes:
+            raise ValueError(
+                f"{name}.y must hold class labels in [0, {num_classes}) (the model has {num_classes} "
+                f"outputs), got a label {y.max()}"
+            )
+
+
 def _check_batch(solver: Solver, batch: Batch, name: str, *, test: bool = False) -> tuple[Batch, int | None]:
     """Checks a batch's arrays and returns it as jax arrays with its number of (test) environments."""
     if not isinstance(batch, Batch):
@@ -146,11 +185,17 @@ def _check_batch(solver: Solver, batch: Batch, name: str, *, test: bool = False)
 
 
 def _check_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+    return _v.check_int(name, value, minimum)
+
+
+def _check_min_steps(solver: Solver, num_steps: int) -> None:
+    """Refuses a run too short to train Φ (EIIL's first phases train only the reference and assignments)."""
+    need = int(getattr(solver, "min_steps", 1))
+    if num_steps < need:
+        raise ValueError(
+            f"num_steps must be >= {need} for {solver.name}: its first {need - 1} steps train the reference "
+            f"model and the environment assignments, not the model itself; got num_steps={num_steps}"
+        )
 
 
 def _check_batch_size(solver: Solver, batch_size, n: int) -> int | None:
@@ -206,8 +251,13 @@ def evaluate(
 
 def _summaries(per_env: jax.Array, counts: jax.Array, metric: str) -> tuple[jax.Array, jax.Array]:
     """The papers' summaries: the metric over all test examples pooled (their "mean accuracy", which is the
-    mean over environments when these have equal sizes) and the worst environment's."""
-    worst = jnp.max(per_env, axis=-1) if metric == "mse" else jnp.min(per_env, axis=-1)
+    mean over environments when these have equal sizes) and the worst environment's, over the environments
+    that hold examples (an empty one, e.g. a gap in the labels, is not scored as accuracy 0 or MSE 0)."""
+    present = counts > 0
+    if metric == "mse":
+        worst = jnp.max(jnp.where(present, per_env, -jnp.inf), axis=-1)
+    else:
+        worst = jnp.min(jnp.where(present, per_env, jnp.inf), axis=-1)
     pooled = jnp.sum(per_env * counts, axis=-1) / jnp.maximum(jnp.sum(counts, axis=-1), 1.0)
     return pooled, worst
 
@@ -240,7 +290,10 @@ def _make_chunk(
             counts = _env_sums(jnp.ones(test.envs.shape, per_env.dtype), test.envs, num_test)
             record["test_mean"], record["test_worst"] = _summaries(per_env, counts, metric)
         if val is not None:
-            record["val"] = jnp.mean(evaluate(solver, state, val, num_val, metric))
+            # The mean over the validation environments that hold examples.
+            present = _env_sums(jnp.ones(val.envs.shape, jnp.float32), val.envs, num_val) > 0
+            per_val = evaluate(solver, state, val, num_val, metric)
+            record["val"] = jnp.sum(jnp.where(present, per_val, 0.0)) / jnp.sum(present)
         return (state, key), record
 
     return chunk
@@ -404,14 +457,21 @@ def fit(
         ``eval_every`` < 1, ``batch_size`` outside [2, n]); unknown hparams or metric.
       TypeError: arguments of the wrong type.
     """
+    _check_solver(solver)
+    key = _v.check_key(key)
     num_steps = _check_int("num_steps", num_steps)
+    _check_min_steps(solver, num_steps)
     eval_every = _check_int("eval_every", eval_every)
     batch, _ = _check_batch(solver, batch, "batch")
     batch_size = _check_batch_size(solver, batch_size, batch.x.shape[0])
     test, num_test = (None, None) if test is None else _check_batch(solver, test, "test", test=True)
     val, num_val = (None, None) if val is None else _check_batch(solver, val, "val", test=True)
+    for name, other in (("test", test), ("val", val)):
+        if other is not None:
+            _check_features(name, other.x, batch.x)
     metric = _metric_name(solver, metric)
-    check_hparams(solver.name, solver.defaults, hparams)
+    check_hparams(solver.name, solver.defaults, hparams, scalar=True)
+    _check_classes(solver, batch, {"batch": batch, "test": test, "val": val})
     k_init, k_run = jax.random.split(key)
     state = solver.init(k_init, batch, hparams)
 
@@ -487,6 +547,10 @@ def _grid_configs(solver: Solver, seeds, grid: Mapping[str, Sequence[float]] | N
     seeds_arr = np.asarray(seeds)
     if seeds_arr.ndim != 1 or seeds_arr.size == 0 or not np.issubdtype(seeds_arr.dtype, np.integer):
         raise ValueError(f"seeds must be a positive int or a non-empty 1-D list of ints, got {seeds!r}")
+    for i, seed in enumerate(seeds_arr.tolist()):  # they travel as uint32 to jax.random.key
+        _v.check_seed(seed, f"seeds[{i}]", upper=_v.UINT32_SEEDS)
+    if grid is not None and not isinstance(grid, Mapping):
+        raise TypeError(f"grid must be a dict {{name: values}}, got {type(grid).__name__}")
     grid = dict(grid or {})
     names = list(grid)
     values = []
@@ -495,7 +559,12 @@ def _grid_configs(solver: Solver, seeds, grid: Mapping[str, Sequence[float]] | N
             raise ValueError(
                 f"grid: unknown hyperparameter {name!r} for {solver.name}; expected {sorted(solver.defaults)}"
             )
-        arr = np.asarray(grid[name], dtype=np.float64)
+        try:
+            arr = np.asarray(grid[name], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"grid[{name!r}] must be a non-empty 1-D sequence of numbers, got {grid[name]!r}"
+            ) from None
         if arr.ndim != 1 or arr.size == 0:
             raise ValueError(
                 f"grid[{name!r}] must be a non-empty 1-D sequence of numbers, got shape {arr.shape}"
@@ -561,7 +630,9 @@ def sweep(
         unknown hyperparameter name, bad seeds, or a mesh without a ``"sweep"`` axis.
       TypeError: arguments of the wrong type.
     """
+    _check_solver(solver)
     num_steps = _check_int("num_steps", num_steps)
+    _check_min_steps(solver, num_steps)
     eval_every = _check_int("eval_every", eval_every)
     configs, names, num_grid = _grid_configs(solver, seeds, grid)
     num_seeds = len({c["seed"] for c in configs})
@@ -574,6 +645,12 @@ def sweep(
     val, num_val = (
         (None, None) if val is None else _check_stacked(solver, val, "val", data_per_seed, num_seeds, True)
     )
+    lead = 2 if data_per_seed else 1
+    for name, other in (("test", test), ("val", val)):
+        if other is not None:
+            _check_features(name, other.x, batch.x, lead)
+    probe = jax.tree_util.tree_map(lambda a: a[0], batch) if data_per_seed else batch
+    _check_classes(solver, probe, {"batch": batch, "test": test, "val": val})
     metric = _metric_name(solver, metric)
     if mesh is None:
         mesh = jax.make_mesh((jax.device_count(),), ("sweep",), axis_types=(jax.sharding.AxisType.Auto,))

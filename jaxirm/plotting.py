@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["plot_results"]
@@ -19,13 +19,21 @@ def _pyplot():
     return plt
 
 
-def plot_results(experiment: Any, table: Sequence[dict], selection: str = "final") -> Any:
+def plot_results(
+    experiment: Any,
+    table: Sequence[dict],
+    selection: str = "final",
+    trajectories: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Any:
     """Bar chart of every method's mean and worst test metric (± std over seeds), beside the paper's.
 
     Args:
       experiment: the `jaxirm.experiments.Experiment` (for its name, metric and ceiling).
       table: rows from `jaxirm.experiments.summarize`.
       selection: which model selection to plot.
+      trajectories: ``{method: {"step": [T], metric: [T]}}`` (`jaxirm.experiments.trajectories`); each
+        metric gets a second panel with one line per method over the training steps (log scale when
+        positive).
 
     Returns:
       A matplotlib ``Figure`` (save it with ``fig.savefig``).
@@ -35,7 +43,15 @@ def plot_results(experiment: Any, table: Sequence[dict], selection: str = "final
     """
     plt = _pyplot()
     rows = [e for e in table if e["selection"] == selection]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.2))
+    keys = sorted({k for t in (trajectories or {}).values() for k in t if k != "step"})
+    width_in = max(6.0, 0.9 * len(rows) + 2)
+    if keys:
+        fig, axes = plt.subplots(1, 1 + len(keys), figsize=(width_in + 5.0 * len(keys), 4.2))
+        ax = axes[0]
+        for key, tax in zip(keys, axes[1:], strict=True):
+            _plot_trajectories(tax, trajectories, key)
+    else:
+        fig, ax = plt.subplots(figsize=(width_in, 4.2))
     xs = range(len(rows))
     width = 0.2
     ax.bar(
@@ -89,3 +105,21 @@ def plot_results(experiment: Any, table: Sequence[dict], selection: str = "final
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     return fig
+
+
+def _plot_trajectories(ax: Any, trajectories: Mapping[str, Mapping[str, Any]], key: str) -> None:
+    """One line per method: the mean over seeds of a training metric against the step."""
+    positive = True
+    for method, traj in trajectories.items():
+        if key not in traj:
+            continue
+        values = [float(v) for v in traj[key]]
+        positive = positive and all(v > 0 for v in values[-len(values) // 2 :])
+        ax.plot(traj["step"], values, label=method, linewidth=1.2)
+    label = "A·λ_Ψ (effective penalty weight)" if key == "lam" else key
+    ax.set_xlabel("step")
+    ax.set_ylabel(label)
+    if positive:
+        ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_title(f"{label}, mean over seeds")
+    ax.legend(fontsize=7)

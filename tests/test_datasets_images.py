@@ -423,7 +423,8 @@ def test_landcover_channel_major_pickle_matches(tmp_path):
     channel_major = dict(arrays, data=arrays["data"].transpose(0, 2, 1))
     with open(tmp_path / "b.pkl", "wb") as fh:
         pickle.dump(channel_major, fh)
-    for u, v in zip(landcover(tmp_path / "a.npz"), landcover(tmp_path / "b.pkl"), strict=True):
+    pickled = landcover(tmp_path / "b.pkl", allow_pickle=True)
+    for u, v in zip(landcover(tmp_path / "a.npz"), pickled, strict=True):
         np.testing.assert_array_equal(u.x, v.x)
         np.testing.assert_array_equal(u.envs, v.envs)
 
@@ -461,7 +462,7 @@ def test_landcover_innout_cache(tmp_path):
     path = tmp_path / "landcover_data.pkl"
     with open(path, "wb") as fh:
         pickle.dump(cache, fh)
-    train, test = landcover(path)
+    train, test = landcover(path, allow_pickle=True)
     # per domain: 12 rows, 1 NaN row (class 0), 2 non-top classes -> 9 rows
     assert train.x.shape == (18, 368) and test.x.shape == (9, 368)
     np.testing.assert_array_equal(test.y, [1, 2, 3, 4, 5, 5, 0, 1, 2])
@@ -475,6 +476,32 @@ def test_landcover_innout_cache(tmp_path):
     )
     expect = (ndvi - train_ndvi.mean()) / train_ndvi.std()
     np.testing.assert_allclose(test.x.reshape(9, 46, 8)[:, :, 7], expect, atol=1e-4)
+
+
+class _Payload:
+    """Unpickling this calls ``marker.touch()``: a stand-in for a pickle that runs code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_landcover_never_unpickles_without_allow_pickle(tmp_path):
+    marker = tmp_path / "payload_ran"
+    disguised = tmp_path / "landcover.npz"  # a pickle named .npz
+    disguised.write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(ValueError, match=r"landcover\.npz.*allow_pickle=True"):
+        landcover(disguised)
+    assert not marker.exists()
+    with pytest.raises(TypeError, match="allow_pickle"):
+        landcover(disguised, allow_pickle="yes")
+    assert not marker.exists()
+    # With the explicit opt-in the file is unpickled (its payload runs), then rejected as not a dict.
+    with pytest.raises(ValueError, match="dict"):
+        landcover(disguised, allow_pickle=True)
+    assert marker.exists()
 
 
 def test_landcover_africa_box():
@@ -521,11 +548,11 @@ def test_landcover_file_errors(tmp_path):
     junk = tmp_path / "junk.pkl"
     junk.write_bytes(b"definitely not a pickle")
     with pytest.raises(ValueError, match="junk.pkl"):
-        landcover(junk)
+        landcover(junk, allow_pickle=True)
     with open(tmp_path / "list.pkl", "wb") as fh:
         pickle.dump([1, 2], fh)
     with pytest.raises(ValueError, match="list.pkl"):
-        landcover(tmp_path / "list.pkl")
+        landcover(tmp_path / "list.pkl", allow_pickle=True)
     arrays = _flat_arrays(n_per_place=2)
     arrays["is_africa"] = np.zeros(len(arrays["targets"]), bool)
     np.savez(tmp_path / "no_africa.npz", **arrays)

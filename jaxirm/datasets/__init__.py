@@ -19,8 +19,10 @@ from jaxirm.datasets.landcover import (
 from jaxirm.datasets.mnist import (
     COLORED_MNIST_CHANCE,
     COLORED_MNIST_DIM,
+    MNIST_MD5,
     colored_mnist,
     colored_mnist_ceiling,
+    load_mnist,
     read_idx,
 )
 from jaxirm.datasets.synthetic import (
@@ -46,6 +48,8 @@ __all__ = [
     "colored_mnist",
     "colored_mnist_ceiling",
     "read_idx",
+    "load_mnist",
+    "MNIST_MD5",
     "COLORED_MNIST_CHANCE",
     "COLORED_MNIST_DIM",
     "landcover",

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxirm import _validation as _v
 from jaxirm.datasets.synthetic import EnvData
 
 __all__ = ["holdout"]
@@ -24,10 +25,8 @@ PathLike = str | os.PathLike
 
 
 def check_seed(seed: Any, name: str = "seed") -> int:
-    """A Python/numpy integer seed, else a `TypeError` naming the argument."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(seed).__name__}")
-    return int(seed)
+    """A non-negative Python/numpy integer seed, else a `TypeError`/`ValueError` naming the argument."""
+    return _v.check_seed(seed, name)
 
 
 def check_fraction(value: Any, name: str) -> float:

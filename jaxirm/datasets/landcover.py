@@ -20,7 +20,9 @@ itself. Its preprocessing is replayed: rows whose MODIS series has a NaN are dro
 kept (ZIN's ``x[:, :8, :]``), only the six classes ``TOP_LABELS`` = (0, 2, 5, 8, 9, 12) are kept and
 renumbered 0..5 (`LANDCOVER_CLASSES`), and Africa is `AFRICA_BOX`.
 
-Pickles run code when loaded: read only files you trust.
+A pickle can run arbitrary code when it is loaded, so `landcover` reads one only when called with
+``allow_pickle=True``; without it only ``.npz`` files (zip archives, read with ``allow_pickle=False``) are
+accepted, whatever the file's name.
 """
 
 from __future__ import annotations
@@ -75,12 +77,18 @@ def _in_africa(lat_lon: np.ndarray) -> np.ndarray:
     return (lat >= lat_min) & (lat <= lat_max) & (lon >= lon_min) & (lon <= lon_max)
 
 
-def _load(path: Path) -> object:
+def _load(path: Path, allow_pickle: bool) -> object:
     with open(path, "rb") as fh:
         is_zip = fh.read(2) == b"PK"
     if is_zip:
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
+    if not allow_pickle:
+        raise ValueError(
+            f"{path} is not an .npz (zip) file; if it is a pickle (e.g. In-N-Out's landcover_data.pkl), "
+            "loading it can run arbitrary code: pass allow_pickle=True only for a file you trust, or convert "
+            "it to an .npz"
+        )
     with open(path, "rb") as fh:
         try:
             return pickle.load(fh)  # documented: trusted files only
@@ -161,7 +169,9 @@ def _innout_cache(obj: dict, path: Path) -> tuple[np.ndarray, np.ndarray, np.nda
     return data, y, lat_lon, _in_africa(lat_lon)
 
 
-def landcover(path: str | os.PathLike[str], *, seed: int = 0) -> tuple[EnvData, EnvData]:
+def landcover(
+    path: str | os.PathLike[str], *, seed: int = 0, allow_pickle: bool = False
+) -> tuple[EnvData, EnvData]:
     """Landcover split as in ZIN / IRM-TV: train on non-African samples, test on African ones.
 
     Protocol implemented here (differences from the reference code noted):
@@ -184,18 +194,23 @@ def landcover(path: str | os.PathLike[str], *, seed: int = 0) -> tuple[EnvData, 
     * rows whose series or location is not finite are dropped (In-N-Out's ``filter_nans``).
 
     Args:
-      path: a pickle or ``.npz`` in one of the two layouts of the module docstring.
+      path: an ``.npz`` (or, with ``allow_pickle``, a pickle) in one of the two layouts of the module
+        docstring.
       seed: seed of the numpy generator that draws the training-environment split.
+      allow_pickle: also read a file that is not an ``.npz`` as a pickle. Off by default because unpickling
+        runs whatever code the file holds: a pickle named ``.npz`` would otherwise execute its payload.
+        Set it only for files you trust, such as In-N-Out's ``landcover_data.pkl``.
 
     Returns:
       ``(train, test)`` `EnvData`: x ``[n, 368]`` float32, y ``[n]`` int32 in 0..5, envs ``[n]`` int32
       (training: 0/1, test: 0), z ``[n, 2]`` float32, ``num_envs`` 2 and 1.
 
     Raises:
-      TypeError: ``path`` is not a path or ``seed`` not an int.
+      TypeError: ``path`` is not a path, ``seed`` not an int or ``allow_pickle`` not a bool.
       FileNotFoundError: ``path`` does not exist (the message names it).
       ValueError: a required key is missing or has the wrong shape or values (the message names the file
-        and the key), the file is neither layout, or one side of the split is empty.
+        and the key), the file is neither layout, it is not an ``.npz`` and ``allow_pickle`` is False, or
+        one side of the split is empty.
 
     Examples:
       >>> import os, tempfile
@@ -213,10 +228,12 @@ def landcover(path: str | os.PathLike[str], *, seed: int = 0) -> tuple[EnvData, 
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a path to a landcover pickle or .npz, got {path!r}")
     seed = check_seed(seed)
+    if not isinstance(allow_pickle, bool):
+        raise TypeError(f"allow_pickle must be a bool, got {type(allow_pickle).__name__}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"landcover file not found: {path}")
-    obj = _load(path)
+    obj = _load(path, allow_pickle)
     if not isinstance(obj, dict):
         raise ValueError(
             f"{path}: expected a dict of arrays (keys data, targets, lat_lon), got {type(obj).__name__}"

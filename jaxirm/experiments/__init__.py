@@ -8,6 +8,7 @@ own with `register`:
         return Experiment(name="my-experiment", description=..., load=..., methods=(...), num_steps=...)
 """
 
+from jaxirm.experiments import ablations as _ablations  # noqa: F401  ("ood-tv-ablation", "eiil-control")
 from jaxirm.experiments import adult as _adult  # noqa: F401  (registers "adult")
 from jaxirm.experiments import cmnist as _cmnist  # noqa: F401  (registers "cmnist")
 from jaxirm.experiments import house as _house  # noqa: F401  (registers "house")
@@ -15,7 +16,15 @@ from jaxirm.experiments import robustness as _robustness  # noqa: F401  (registe
 from jaxirm.experiments import simulation as _simulation  # noqa: F401  (registers "simulation")
 from jaxirm.experiments import user_data as _user_data  # noqa: F401  (registers "house-kc", "celeba")
 from jaxirm.experiments._registry import Experiment, Method, PaperEntry, get, names, register
-from jaxirm.experiments._run import format_table, read_results, reproduce, summarize
+from jaxirm.experiments._run import (
+    format_table,
+    read_results,
+    reproduce,
+    summarize,
+    trajectories,
+    verdict_counts,
+    verdict_line,
+)
 
 __all__ = [
     "Experiment",
@@ -28,4 +37,7 @@ __all__ = [
     "read_results",
     "summarize",
     "format_table",
+    "trajectories",
+    "verdict_counts",
+    "verdict_line",
 ]

@@ -64,6 +64,11 @@ class Experiment:
       metric: ``"accuracy"`` or ``"mse"``.
       ceiling: the best achievable value of the metric in every test environment, if known.
       notes: extra lines for the table (settings, caveats).
+      selections: the model selections written and tabulated (default all: ``final``, ``train-val``,
+        ``oracle``).
+      trajectories: training metrics (keys of the history, e.g. ``"lam"``, the effective penalty weight
+        A·λ_Ψ) whose values at every evaluation are stored with each run's ``final`` row and drawn in the
+        plot.
     """
 
     name: str
@@ -76,6 +81,8 @@ class Experiment:
     metric: str = "accuracy"
     ceiling: float | None = None
     notes: tuple[str, ...] = ()
+    selections: tuple[str, ...] = ("final", "train-val", "oracle")
+    trajectories: tuple[str, ...] = ()
 
     def method(self, name: str) -> Method:
         """The method called ``name``.

@@ -17,7 +17,7 @@ from jaxirm.experiments._registry import Experiment, get
 from jaxirm.loops import SELECTIONS, sweep
 from jaxirm.solvers import Batch
 
-__all__ = ["reproduce", "read_results", "summarize", "format_table"]
+__all__ = ["reproduce", "read_results", "summarize", "format_table", "verdict_counts", "verdict_line"]
 
 RESULTS = "results.jsonl"
 
@@ -65,8 +65,43 @@ def _append(path: Path, rows: Sequence[dict]) -> None:
         os.fsync(fh.fileno())
 
 
+def _verdict(ours: float, paper: float, std: float, metric: str) -> str:
+    """Two-sided agreement with a published number: ``agrees`` within two of the paper's standard deviations,
+    else the direction and the signed difference (``above``/``below`` for accuracy; ``better``/``worse`` for
+    MSE, where lower is better)."""
+    diff = ours - paper
+    if abs(diff) <= 2 * std:
+        return "agrees"
+    if metric == "mse":
+        word = "better" if diff < 0 else "worse"
+    else:
+        word = "above" if diff > 0 else "below"
+    return f"{word} ({diff:+.4f})" if metric != "mse" or abs(diff) < 10 else f"{word} ({diff:+.4g})"
+
+
+NOT_REGISTERED = "n/a (not the registered protocol)"
+"""The verdict of a row that did not run the experiment's registered seeds, steps and hyperparameters."""
+
+
+def _registered(exp: Experiment, method, rows: Sequence[dict]) -> bool:
+    """Whether ``rows`` (one method, one selection) are exactly the registered protocol: the experiment's
+    seeds 0 … seeds−1, its number of steps and the method's registered hyperparameters."""
+    seeds = sorted(r.get("seed") for r in rows)
+    return (
+        seeds == list(range(exp.seeds))
+        and all(r.get("steps") == exp.num_steps for r in rows)
+        and all(r.get("hparams") == _jsonable(method.hparams) for r in rows)
+    )
+
+
 def summarize(exp: Experiment, rows: Sequence[dict]) -> list[dict]:
     """Mean ± std over seeds per (method, selection), beside the paper's entry and the ceiling.
+
+    Where the paper has an entry, ``verdict_mean`` and ``verdict_worst`` compare ours with it two-sidedly:
+    ``"agrees"`` when |ours − paper| ≤ 2 · paper std, else ``"above (+0.087)"`` / ``"below (-0.034)"`` (MSE:
+    ``"better"`` / ``"worse"``, lower being better). A verdict is given only when the rows are the registered
+    protocol (the experiment's seeds, steps and every method's registered hyperparameters; ``registered``
+    says whether they are); otherwise it reads ``"n/a (not the registered protocol)"``.
 
     Args:
       exp: the experiment.
@@ -92,6 +127,7 @@ def summarize(exp: Experiment, rows: Sequence[dict]) -> list[dict]:
                 "worst": float(worst.mean()),
                 "worst_std": float(worst.std()),
                 "diverged": int(sum(bool(r["diverged"]) for r in sel)),
+                "registered": _registered(exp, method, sel),
             }
             if exp.ceiling is not None:
                 # How far the worst environment is from the best achievable value (positive = short of it).
@@ -105,27 +141,80 @@ def summarize(exp: Experiment, rows: Sequence[dict]) -> list[dict]:
                     paper_worst=p.worst,
                     paper_worst_std=p.worst_std,
                 )
-                # "Within two paper stds, or better": higher is better for accuracy, lower for MSE.
-                sign = -1.0 if exp.metric == "mse" else 1.0
-                entry["within_2std"] = bool(
-                    sign * (mean.mean() - p.mean) >= -2 * p.mean_std
-                    and sign * (worst.mean() - p.worst) >= -2 * p.worst_std
-                )
+                if entry["registered"]:
+                    entry["verdict_mean"] = _verdict(entry["mean"], p.mean, p.mean_std, exp.metric)
+                    entry["verdict_worst"] = _verdict(entry["worst"], p.worst, p.worst_std, exp.metric)
+                else:
+                    entry["verdict_mean"] = entry["verdict_worst"] = NOT_REGISTERED
             table.append(entry)
     return table
 
 
-def format_table(exp: Experiment, table: Sequence[dict], selection: str) -> str:
-    """A markdown table of one selection: ours (mean ± std) beside the paper's.
+def verdict_counts(table: Sequence[dict]) -> dict[str, int]:
+    """How many verdicts of a summary table (mean and worst of every row with a paper entry) agree, are
+    above/better, are below/worse, or are not given (``"n/a"``: not the registered protocol)."""
+    counts = {"agrees": 0, "above": 0, "below": 0, "better": 0, "worse": 0, "n/a": 0}
+    for e in table:
+        for key in ("verdict_mean", "verdict_worst"):
+            if key in e:
+                counts[e[key].split(" ")[0]] += 1
+    return counts
 
-    The paper and ceiling columns appear only when some method has a published entry or the experiment a
-    ceiling.
+
+def verdict_line(exp: Experiment, table: Sequence[dict]) -> str:
+    """One line: the experiment's verdict counts over every selection (mean and worst are counted apart)."""
+    c = verdict_counts(table)
+    total = sum(c.values())
+    if total == 0:
+        return f"{exp.name}: no published numbers to compare with"
+    if c["n/a"] == total:
+        return f"{exp.name}: {total} comparisons with the paper, none given: not the registered protocol"
+    up, down = ("better", "worse") if exp.metric == "mse" else ("above", "below")
+    parts = [f"{c['agrees']} agree", f"{c[up]} {up}", f"{c[down]} {down}"]
+    if c["n/a"]:
+        parts.append(f"{c['n/a']} n/a (not the registered protocol)")
+    return (
+        f"{exp.name}: {total} comparisons with the paper (mean and worst × method × selection): "
+        + ", ".join(parts)
+    )
+
+
+def trajectories(exp: Experiment, rows: Sequence[dict]) -> dict[str, dict[str, np.ndarray]]:
+    """The mean over seeds of each recorded training metric (``Experiment.trajectories``) per method.
+
+    Args:
+      exp: the experiment.
+      rows: result rows (`read_results`); the ``final`` rows carry the trajectories.
+
+    Returns:
+      ``{method: {"step": [T], metric: [T], ...}}`` for the methods whose rows have trajectories.
+    """
+    out = {}
+    for method in exp.methods:
+        runs = [
+            r["trajectory"]
+            for r in rows
+            if r.get("method") == method.name and r.get("selection") == "final" and "trajectory" in r
+        ]
+        if not runs or any(run["step"] != runs[0]["step"] for run in runs):
+            continue
+        out[method.name] = {"step": np.asarray(runs[0]["step"])}
+        for key in exp.trajectories:
+            out[method.name][key] = np.mean([run[key] for run in runs], axis=0)
+    return out
+
+
+def format_table(exp: Experiment, table: Sequence[dict], selection: str) -> str:
+    """A markdown table of one selection: ours (mean ± std) beside the paper's, with the two verdicts.
+
+    The paper and verdict columns appear only when some method has a published entry, the ceiling column
+    only when the experiment has a ceiling.
     """
     rows = [e for e in table if e["selection"] == selection]
     with_paper = any("paper_mean" in e for e in rows)
     with_gap = any("ceiling_gap_worst" in e for e in rows)
     header = ["method", "mean", "worst"]
-    header += ["paper mean", "paper worst", "within 2 std"] if with_paper else []
+    header += ["paper mean", "paper worst", "verdict (mean)", "verdict (worst)"] if with_paper else []
     header += ["gap to ceiling (worst)"] if with_gap else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for e in rows:
@@ -140,7 +229,8 @@ def format_table(exp: Experiment, table: Sequence[dict], selection: str) -> str:
             cells += [
                 f"{e['paper_mean']:.4f} ± {e['paper_mean_std']:.4f}" if has else "—",
                 f"{e['paper_worst']:.4f} ± {e['paper_worst_std']:.4f}" if has else "—",
-                ("yes" if e["within_2std"] else "no") if "within_2std" in e else "—",
+                e.get("verdict_mean", "—"),
+                e.get("verdict_worst", "—"),
             ]
         if with_gap:
             cells.append(f"{e['ceiling_gap_worst']:+.4f}" if "ceiling_gap_worst" in e else "—")
@@ -156,6 +246,14 @@ def _write_tables(exp: Experiment, out: Path, table: Sequence[dict]) -> str:
         writer.writerows(table)
     parts = [f"# {exp.name}", "", exp.description, ""]
     parts += [f"- {note}" for note in exp.notes]
+    if any("paper_mean" in e for e in table):
+        up, down = ("better", "worse") if exp.metric == "mse" else ("above", "below")
+        parts.append(
+            f"- verdict: `agrees` when |ours − paper| ≤ 2 × the paper's std, else `{up}`/`{down}` with the "
+            "signed difference; given only for the registered protocol (the experiment's seeds, steps and "
+            "hyperparameters), `n/a` otherwise"
+        )
+        parts.append(f"- {verdict_line(exp, table)}")
     for selection, what in (
         ("final", "the model after the last step"),
         ("train-val", f"the evaluated step with the best {exp.metric} on held-out training-environment data"),
@@ -205,7 +303,8 @@ def reproduce(
 
     Raises:
       KeyError: unknown experiment or method name.
-      ValueError: ``seeds`` or ``steps`` < 1.
+      ValueError: ``seeds`` or ``steps`` < 1, or ``steps`` too few for a method (``Solver.min_steps``: EIIL
+        needs more than its reference + inference steps), raised before any data is loaded.
     """
     exp = get(experiment) if isinstance(experiment, str) else experiment
     num_seeds = exp.seeds if seeds is None else int(seeds)
@@ -231,6 +330,17 @@ def reproduce(
             and row.get("hparams") == hparams.get(row.get("method"))
         )
 
+    # Refuse a run too short for a method (EIIL trains Φ only after its reference and inference phases)
+    # before anything is loaded or compiled.
+    solvers = {m.name: m.build() for m in chosen}
+    for name, solver in solvers.items():
+        need = int(getattr(solver, "min_steps", 1))
+        if num_steps < need:
+            raise ValueError(
+                f"steps must be >= {need} for method {name!r} of {exp.name!r} (its first {need - 1} steps "
+                f"do not train the model itself), got steps={num_steps}"
+            )
+
     existing = read_results(out)
     done = {(r["method"], r["seed"]) for r in existing if current(r)}
     data = None
@@ -241,7 +351,7 @@ def reproduce(
             continue
         if data is None:
             data = [exp.load(s) for s in range(num_seeds)]
-        solver = method.build()
+        solver = solvers[method.name]
         train = _batch([data[s][0] for s in todo], solver.needs_z)
         val = _batch([data[s][1] for s in todo], False) if data[0][1] is not None else None
         test = _batch([data[s][2] for s in todo], False)
@@ -263,9 +373,15 @@ def reproduce(
         rows = []
         for i, config in enumerate(result.configs):
             for selection in SELECTIONS:
-                if selection not in result.selection:
+                if selection not in result.selection or selection not in exp.selections:
                     continue
                 sel = result.selection[selection]
+                extra = {}
+                if selection == "final" and exp.trajectories:
+                    extra["trajectory"] = {
+                        "step": [int(t) for t in result.history["step"][i]],
+                        **{k: [float(v) for v in result.history[k][i]] for k in exp.trajectories},
+                    }
                 rows.append(
                     {
                         "experiment": exp.name,
@@ -280,6 +396,7 @@ def reproduce(
                         "hparams": hparams[method.name],
                         "metric": exp.metric,
                         "sweep_wall_s": round(wall, 3),
+                        **extra,
                     }
                 )
         _append(path, rows)
@@ -297,6 +414,6 @@ def reproduce(
     if plot and table:
         from jaxirm.plotting import plot_results
 
-        fig = plot_results(exp, table)
+        fig = plot_results(exp, table, trajectories=trajectories(exp, rows) or None)
         fig.savefig(out / "plot.png", dpi=120, bbox_inches="tight")
     return table

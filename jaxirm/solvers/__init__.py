@@ -22,9 +22,7 @@ Conventions of the released code that are kept, and which are on by default:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -45,6 +43,7 @@ from jaxirm.solvers._base import (
     make_solver,
 )
 from jaxirm.solvers._eiil import make_eiil
+from jaxirm.solvers._models import ModelLike, check_optimizer, model_fns
 
 __all__ = ["Batch", "Solver", "SolverState", "erm", "irm", "minimax", "ood_tv", "eiil", "METHOD_NAMES"]
 
@@ -61,27 +60,14 @@ METHOD_NAMES = {
     ("ood_tv_minimax", "tv_l1"): "OOD-TV-Minimax-l1",
 }
 
-ModelLike = Any  # a flax.linen Module, or a pair (init_fn(key, x) -> params, apply_fn(params, x) -> logits)
-
-
-def _model_fns(model: ModelLike) -> tuple[Callable, Callable]:
-    if isinstance(model, nn.Module):
-        return (lambda key, x: model.init(key, x[:1])), model.apply
-    if isinstance(model, tuple) and len(model) == 2 and all(callable(f) for f in model):
-        return model
-    raise TypeError(
-        "model must be a flax.linen Module or a pair (init_fn(key, x) -> params, "
-        "apply_fn(params, x) -> logits), "
-        f"got {type(model).__name__}"
-    )
+# A flax.linen Module, a flax.nnx Module (instance, class or partial) or (init_fn, apply_fn): see _models.
+_model_fns = model_fns
 
 
 def _optimizer(optimizer: optax.GradientTransformation | None, lr: float) -> optax.GradientTransformation:
     if optimizer is None:
         return optax.inject_hyperparams(optax.adam)(learning_rate=lr)
-    if not isinstance(optimizer, optax.GradientTransformation):
-        raise TypeError(f"optimizer must be an optax.GradientTransformation, got {type(optimizer).__name__}")
-    return optimizer
+    return check_optimizer("optimizer", optimizer)  # any optax-like object, optax.MultiSteps included
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
@@ -340,8 +326,12 @@ def ood_tv(
 
     loss_Φ = risk + l2·Σ‖θ‖² + A_k·λ_Ψ(vec Φ)·penalty with A_k = 0 during the warm-up and ``lam`` after
     (the released code's ``penalty_weight_anneal``); Φ descends (∇_Φ λ included), then Ψ (and ρ) ascend on
-    A_k·λ_Ψ(vec Φ)·penalty at the new Φ. Ψ's default optimizer is the paper's convergent step
-    (`jaxirm.optim.convergent_sgd`, p = 1.0001, lr 1e-3): the dual moves at most Σ_k lr/k^p in total.
+    A_k·λ_Ψ(vec Φ)·penalty at the new Φ. Ψ's default optimizer is the step of OOD-TV Theorem 3 / eq. 19,
+    η_k = 1/(k^p‖∇_Ψ‖) with p = 1.0001 (`jaxirm.optim.convergent_sgd` with lr 1.0, the value the theorem
+    states; k counts the adversarial steps, from the end of the warm-up). Each step moves Ψ by 1/k^p in
+    norm, so λ_Ψ adapts within the first few hundred adversarial steps and then settles. A scale below 1
+    slows it proportionally: lr 1e-3 (jaxirm ≤ 0.1.x's default) moves Ψ by about 0.009 over 3000 steps
+    and leaves λ_Ψ at its initial value.
 
     Args:
       model: a flax.linen Module, or ``(init_fn, apply_fn)``.
@@ -353,7 +343,8 @@ def ood_tv(
       loss: per-example loss on logits.
       measure: default ``"uniform"`` for ``"irm"``, ``"empirical"`` (ρ-induced) for ``"minimax"``.
       optimizer: optax optimizer for Φ; default ``inject_hyperparams(adam)(lr)``.
-      lam_optimizer: optimizer of Ψ (applied to the negated gradient).
+      lam_optimizer: optimizer of Ψ (applied to the negated gradient); default
+        ``convergent_sgd(1.0, power=1.0001)``, Theorem 3's step.
       infer_optimizer: optimizer of ρ; default Adam(1e-3).
       rho_updates: when ρ ascends (``"always"`` by default, eq. 18).
       lr: default Adam learning rate of Φ (with the default optimizer; sweepable as ``"lr"``).
@@ -404,7 +395,7 @@ def ood_tv(
         infer_optimizer=(infer_optimizer or optax.adam(1e-3)) if infer is not None else None,
         rho_updates=rho_updates,
         lam_net=lam_net,
-        lam_optimizer=lam_optimizer or convergent_sgd(1e-3, power=1.0001),
+        lam_optimizer=lam_optimizer or convergent_sgd(1.0, power=1.0001),
         defaults=_defaults(lr, lam, l2, anneal_steps, optimizer),
         penalty_schedule=penalty_schedule,
     )

@@ -73,6 +73,9 @@ class Solver(NamedTuple):
       uses_envs: whether the batches' ``envs`` are read at all.
       loss_kind: ``"binary"``, ``"regression"``, ``"multiclass"`` or None (a user's loss).
       full_batch: the solver keeps per-example state (EIIL's assignments), so it cannot take minibatches.
+      min_steps: the fewest steps that train the model Φ at all (EIIL: reference + inference steps + 1);
+        `jaxirm.fit` and `jaxirm.sweep` refuse a smaller ``num_steps`` instead of returning an untrained
+        model.
     """
 
     init: Callable[..., SolverState]
@@ -85,6 +88,7 @@ class Solver(NamedTuple):
     uses_envs: bool = False
     loss_kind: str | None = None
     full_batch: bool = False
+    min_steps: int = 1
 
 
 def tree_where(cond: jax.Array, new: PyTree, old: PyTree) -> PyTree:
@@ -150,27 +154,46 @@ def set_learning_rate(opt_state: PyTree, value: jax.Array) -> PyTree:
 HPARAM_RULES = {"lam": ">= 0", "l2": ">= 0", "anneal_steps": ">= 0", "lr": "> 0"}
 
 
-def check_hparams(solver_name: str, defaults: Mapping[str, Any], hparams: Mapping[str, Any] | None) -> dict:
+def check_hparams(
+    solver_name: str,
+    defaults: Mapping[str, Any],
+    hparams: Mapping[str, Any] | None,
+    *,
+    scalar: bool = False,
+) -> dict:
     """Checks hyperparameter names against ``defaults`` and concrete values against their ranges.
 
     Args:
       solver_name: for the messages.
       defaults: the solver's default hyperparameters (the valid names).
       hparams: overrides, scalars or arrays (e.g. a grid); traced values skip the range check.
+      scalar: every value must be a scalar (shape ``()``, also for a tracer: under `jax.vmap` a swept value
+        is a scalar per run), as ``init`` needs.
 
     Returns:
       ``defaults`` updated with ``hparams``.
 
     Raises:
       ValueError: an unknown name, or a concrete value out of range (``lam``, ``l2``, ``anneal_steps`` ≥ 0,
-        ``lr`` > 0) or not finite.
+        ``lr`` > 0) or not finite; with ``scalar``, a value that is not a scalar.
+      TypeError: ``hparams`` is not a mapping, or a value is not a number.
     """
     merged = dict(defaults)
+    if hparams is not None and not isinstance(hparams, Mapping):
+        raise TypeError(f"hparams must be a dict {{name: value}}, got {type(hparams).__name__}")
     for name, value in dict(hparams or {}).items():
         if name not in defaults:
             raise ValueError(f"hparams: unknown name {name!r} for {solver_name}; expected {sorted(defaults)}")
+        if scalar and np.shape(value) != ():
+            raise ValueError(
+                f"hparams[{name!r}] must be a scalar, got shape {np.shape(value)}; to run several values "
+                f"use jaxirm.sweep(..., grid={{{name!r}: [...]}})"
+            )
         if not isinstance(value, jax.core.Tracer):
-            arr = np.asarray(value, dtype=np.float64)
+            try:
+                arr = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(f"hparams[{name!r}] must be a number, got {value!r}") from None
             rule = HPARAM_RULES.get(name)
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"hparams[{name!r}] must be finite, got {value!r}")
@@ -241,7 +264,7 @@ def make_solver(cfg: GameConfig) -> Solver:
         )
 
     def init(key: jax.Array, batch: Batch, hparams: Mapping[str, Any] | None = None) -> SolverState:
-        hp = check_hparams(cfg.name, defaults, hparams)
+        hp = check_hparams(cfg.name, defaults, hparams, scalar=True)
         hp = {k: jnp.asarray(v, jnp.float32) for k, v in hp.items()}
         k_phi, k_rho, k_psi = jax.random.split(key, 3)
         params = cfg.init_fn(k_phi, batch.x)
@@ -347,7 +370,9 @@ def make_solver(cfg: GameConfig) -> Solver:
         proposal = state._replace(
             step=state.step + 1, params=params, opt_state=opt_state, dual_params=dual, dual_opt_state=dual_opt
         )
-        ok = jnp.isfinite(metrics["loss"]) & all_finite((params, dual)) & ~state.diverged
+        # The optimizer states too: Adam's second moment can overflow to inf while the loss stays finite,
+        # which zeroes every update and would freeze the run without a flag.
+        ok = jnp.isfinite(metrics["loss"]) & all_finite((params, opt_state, dual, dual_opt)) & ~state.diverged
         new_state = tree_where(ok, proposal, state)
         new_state = new_state._replace(step=state.step + 1, diverged=state.diverged | ~ok)
         metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}

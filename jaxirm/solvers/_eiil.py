@@ -89,7 +89,8 @@ def make_eiil(
     def step(state: SolverState, batch: Batch) -> tuple[SolverState, dict]:
         phase = jnp.where(state.step < reference_steps, 0, jnp.where(state.step < offset, 1, 2))
         proposal, loss, pen = jax.lax.switch(phase, (reference_phase, infer_phase, irm_phase), state, batch)
-        ok = jnp.isfinite(loss) & jnp.isfinite(pen) & all_finite((proposal.params, proposal.dual_params))
+        states = (proposal.params, proposal.opt_state, proposal.dual_params, proposal.dual_opt_state)
+        ok = jnp.isfinite(loss) & jnp.isfinite(pen) & all_finite(states)
         ok = ok & ~state.diverged
         new_state = tree_where(ok, proposal, state)._replace(
             step=state.step + 1, diverged=state.diverged | ~ok
@@ -116,4 +117,5 @@ def make_eiil(
         uses_envs=False,
         loss_kind=irm_solver.loss_kind,
         full_batch=True,
+        min_steps=offset + 1,
     )

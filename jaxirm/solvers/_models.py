@@ -1,0 +1,105 @@
+"""What a solver accepts as a model and as an optimizer (private).
+
+A model is turned into a pair of pure functions ``init_fn(key, x) -> params`` and
+``apply_fn(params, x) -> logits``:
+
+* a flax.linen Module: ``model.init(key, x[:1])`` and ``model.apply``;
+* a flax.nnx Module instance: split once into a graph, its `nnx.Param` state (the parameters the solver
+  trains) and the rest (batch statistics, RNG streams); ``apply_fn`` merges them back and calls the module.
+  Every run starts from the instance's weights (the key is not used: an nnx instance is already initialised);
+* a flax.nnx Module class, or a `functools.partial` of one that leaves out ``rngs``: built per run as
+  ``model(rngs=nnx.Rngs(key))``, so the seeds of a sweep start from different weights;
+* a pair ``(init_fn, apply_fn)``, used as it is.
+
+The nnx forms are pure: the rest of the state is passed to every call unchanged, so layers that update state
+when called (BatchNorm's running statistics in training mode, Dropout's RNG stream) see the same values at
+every step. Put such modules in evaluation mode (``module.eval()``) or use the pair form.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+from flax import nnx
+
+ModelLike = Any  # a flax.linen or flax.nnx Module, an nnx Module class, or (init_fn, apply_fn)
+
+_MODEL_TYPES = (
+    "a flax.linen Module, a flax.nnx Module (an instance, or its class / a functools.partial of it that "
+    "takes rngs=), or a pair (init_fn(key, x) -> params, apply_fn(params, x) -> logits)"
+)
+
+
+def _is_nnx_factory(model: Any) -> bool:
+    func = model.func if isinstance(model, functools.partial) else model
+    return isinstance(func, type) and issubclass(func, nnx.Module)
+
+
+def _nnx_fns(module: nnx.Module, *, per_key: Callable[[jax.Array], nnx.Module] | None):
+    graphdef, _, rest = nnx.split(module, nnx.Param, ...)
+    if per_key is None:
+        _, params0, _ = nnx.split(module, nnx.Param, ...)
+        # A fresh copy, so that the solver never shares Variable objects with the user's module.
+        params0 = jax.tree_util.tree_map(lambda a: a, params0)
+
+        def init_fn(key, x):
+            del key, x  # an nnx instance is already initialised
+            return params0
+
+    else:
+
+        def init_fn(key, x):
+            del x
+            return nnx.split(per_key(key), nnx.Param, ...)[1]
+
+    def apply_fn(params, x):
+        # tree_map rebuilds the Variables of the rest at the current trace level (merging the originals inside
+        # a jit would let a stateful layer write to an outer trace); their updates are dropped: apply is pure.
+        return nnx.merge(graphdef, params, jax.tree_util.tree_map(lambda a: a, rest))(x)
+
+    return init_fn, apply_fn
+
+
+def model_fns(model: ModelLike) -> tuple[Callable, Callable]:
+    """``(init_fn(key, x) -> params, apply_fn(params, x) -> logits)`` for any supported model.
+
+    Raises:
+      TypeError: ``model`` is none of the supported forms.
+    """
+    if isinstance(model, nn.Module):
+        return (lambda key, x: model.init(key, x[:1])), model.apply
+    if isinstance(model, nnx.Module):
+        return _nnx_fns(model, per_key=None)
+    if _is_nnx_factory(model):
+        try:
+            template = model(rngs=nnx.Rngs(0))
+        except TypeError as err:
+            raise TypeError(
+                f"an nnx Module class (or partial) must be buildable as model(rngs=nnx.Rngs(key)): {err}"
+            ) from err
+        return _nnx_fns(template, per_key=lambda key: model(rngs=nnx.Rngs(key)))
+    if isinstance(model, tuple) and len(model) == 2 and all(callable(f) for f in model):
+        return model
+    raise TypeError(f"model must be {_MODEL_TYPES}, got {type(model).__name__}")
+
+
+def check_optimizer(name: str, optimizer: Any) -> Any:
+    """Accepts any optax-like optimizer: an object with callable ``init`` and ``update``.
+
+    `optax.GradientTransformation`, `optax.GradientTransformationExtraArgs` and wrappers such as
+    `optax.MultiSteps` (a class with ``init``/``update`` methods, not a GradientTransformation) all qualify.
+
+    Raises:
+      TypeError: ``optimizer`` lacks a callable ``init`` or ``update``.
+    """
+    if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+        raise TypeError(
+            f"{name} must be an optax optimizer (an object with init(params) and "
+            f"update(grads, state, params), e.g. optax.adam(1e-3) or optax.MultiSteps(...)), "
+            f"got {type(optimizer).__name__}"
+        )
+    return optimizer
