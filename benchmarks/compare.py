@@ -45,7 +45,7 @@ Run from the repository root::
     python -m benchmarks.compare --only single sweep --torch-sweep-runs 100
 
 The exit status is 0 whatever the goals say (this is a measurement, not a test); it is 1 only if a section
-raised an error. PyTorch is optional (``pip install 'jaxirm[bench]'``): without it the PyTorch columns are
+raised an error. PyTorch is optional (``pip install -e ".[bench]"``): without it the PyTorch columns are
 left empty and the jaxirm parts still run.
 """
 
@@ -111,7 +111,7 @@ AUTHORS_HPARAMS = {"lr": 0.02, "l2": 0.002, "lam": 2000.0, "anneal_steps": 2000}
 DATA = {"p_s_train": (0.999, 0.7), "noise_ratio": 0.1}
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "compare.json"
-TORCH_HINT = "pip install 'jaxirm[bench]'"
+TORCH_HINT = 'pip install -e ".[bench]" (in the jaxirm clone)'
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,7 +35,7 @@ try:
     import torch.nn.functional as F
 except ImportError as err:  # pragma: no cover - exercised only without torch
     raise ImportError(
-        "benchmarks.torch_reference needs PyTorch, an optional extra of jaxirm: pip install 'jaxirm[bench]'"
+        'benchmarks.torch_reference needs PyTorch, an optional extra of jaxirm: pip install -e ".[bench]"'
     ) from err
 
 __all__ = [

@@ -23,6 +23,11 @@ def _import_modules(modules: Sequence[str] | None) -> None:
         # starts with the script's own folder, not the current one).
         sys.path.insert(0, os.getcwd())
     for module in modules or ():
+        if not module.strip() or module.startswith("."):  # importlib's ValueError / TypeError otherwise
+            raise typer.BadParameter(
+                f"{module!r} is not an absolute module name (e.g. my_package.experiments)",
+                param_hint="--import",
+            )
         try:
             importlib.import_module(module)
         except ImportError as err:
@@ -85,6 +90,7 @@ def _app():
         import time
 
         from jaxirm import experiments
+        from jaxirm.experiments._run import check_out_dir
 
         if data_dir is not None:
             os.environ["JAXIRM_DATA"] = data_dir
@@ -95,6 +101,11 @@ def _app():
         except KeyError as err:
             raise typer.BadParameter(str(err.args[0]), param_hint="NAME") from err
         out_dir = out or os.path.join("results", name)
+        try:  # before anything is computed (reproduce checks it again)
+            check_out_dir(out_dir)
+        except ValueError as err:
+            typer.echo(f"jaxirm reproduce {name}: --{err}", err=True)
+            raise typer.Exit(1) from err
         start = time.perf_counter()
         log = lambda line: typer.echo(line, err=True)  # noqa: E731
         try:

@@ -43,10 +43,12 @@ class FitResult(NamedTuple):
       state: the final `SolverState` (frozen at its last finite value if the run diverged).
       history: dict of numpy arrays over the T evaluations: ``step`` ``[T]``; the training metrics of the
         step before each evaluation (``loss``, ``risk``, ``penalty``, ``lam``, ``diverged``) ``[T]``; with a
-        test batch ``test_env`` ``[T, E_test]``, ``test_mean`` (the metric over all test examples pooled,
-        the papers' "mean": the mean over environments when they have equal sizes) and ``test_worst``
-        (the worst environment's) ``[T]``; with a validation batch ``val`` ``[T]`` (mean over its
-        environments).
+        test batch ``test_env`` ``[T, E_test]`` (E_test = largest test label + 1), ``test_mean`` (the metric
+        over all test examples pooled, the papers' "mean": the mean over environments when they have equal
+        sizes) and ``test_worst`` (the worst environment's) ``[T]``; with a validation batch ``val``
+        ``[T]`` (mean over its environments). Worst and ``val`` are taken over the environments that hold
+        examples: a label without examples (a gap in the labels, or an environment one seed's data lack in
+        a ``data_per_seed`` sweep) is left out, not scored as accuracy 0; ``test_env`` shows 0 for it.
       selection: ``{"final"|"train-val"|"oracle": {"step", "test_mean", "test_worst"}}`` (floats; only the
         selections the given batches allow).
       metric: ``"accuracy"`` (higher is better) or ``"mse"`` (lower is better).
@@ -66,7 +68,7 @@ class SweepResult(NamedTuple):
       state: the final states, stacked (numpy).
       history: as in `FitResult`, every array with a leading ``[R]`` axis.
       selection: ``{selection: {"step"|"test_mean"|"test_worst": [R]}}``.
-      diverged: ``[R]`` bool, runs frozen at a non-finite loss.
+      diverged: ``[R]`` bool, runs frozen at a non-finite loss, parameters or optimizer state.
       metric: ``"accuracy"`` or ``"mse"``.
     """
 
@@ -431,7 +433,8 @@ def fit(
     """Trains one run with `lax.scan` in chunks of ``eval_every`` steps, evaluating after every chunk.
 
     Progress is reported between chunks (a progress bar on an interactive terminal, off when ``CI`` is set),
-    never from inside the compiled loop. A run whose loss turns non-finite is frozen at its last finite state
+    never from inside the compiled loop. A run whose loss, parameters or optimizer states (e.g. an overflowing
+    Adam second moment, which would zero every update) turn non-finite is frozen at its last finite state
     and flagged (``history["diverged"]``, a warning).
 
     Args:
@@ -452,10 +455,13 @@ def fit(
       A `FitResult`.
 
     Raises:
-      ValueError: NaN or infinite values in x, y or z; labels out of range; negative environment weights;
-        missing z for a solver that infers environments; missing envs; bad sizes (``num_steps``,
-        ``eval_every`` < 1, ``batch_size`` outside [2, n]); unknown hparams or metric.
-      TypeError: arguments of the wrong type.
+      ValueError: NaN or infinite values in x, y or z; labels out of range (class labels of a multiclass
+        loss must lie below the model's number of outputs); negative environment weights; missing z for a
+        solver that infers environments; missing envs; ``test.x``/``val.x`` with another number of
+        features than ``batch.x``; bad sizes (``num_steps``, ``eval_every`` < 1, ``batch_size`` outside
+        [2, n]); unknown hparams or metric, or an hparam that is not a scalar.
+      TypeError: arguments of the wrong type, e.g. a ``solver`` that is not a `Solver` (a bare flax
+        model) or a ``key`` that is not a PRNG key (an int).
     """
     _check_solver(solver)
     key = _v.check_key(key)
@@ -502,8 +508,8 @@ def fit(
     if bool(history["diverged"][-1]):
         first = int(history["step"][np.argmax(history["diverged"])])
         warnings.warn(
-            f"{solver.name}: the loss turned non-finite by step {first}; the run was frozen at its last "
-            "finite state",
+            f"{solver.name}: the loss or the training state (parameters, optimizer moments) turned "
+            f"non-finite by step {first}; the run was frozen at its last finite state",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -604,7 +610,8 @@ def sweep(
     (``state.hparams``), so the whole sweep is one compile. The run axis is padded to a multiple of the device
     count and sharded over a one-axis mesh (``("sweep",)``, axis type Auto); on many hosts, call
     `jax.distributed.initialize` first and pass a mesh over `jax.devices()` — nothing else changes. A run
-    whose loss turns non-finite is frozen and flagged without touching the others.
+    whose loss, parameters or optimizer states turn non-finite is frozen and flagged without touching the
+    others.
 
     Args:
       solver: a `Solver`.
@@ -627,8 +634,10 @@ def sweep(
 
     Raises:
       ValueError: as in `fit`; a grid value that is not a non-empty 1-D sequence of finite numbers, an
-        unknown hyperparameter name, bad seeds, or a mesh without a ``"sweep"`` axis.
-      TypeError: arguments of the wrong type.
+        unknown hyperparameter name, bad seeds (each must lie in [0, 2**32): they travel as uint32), or a
+        mesh without a ``"sweep"`` axis.
+      TypeError: arguments of the wrong type (a grid that is not a dict, grid values that are not
+        numbers).
     """
     _check_solver(solver)
     num_steps = _check_int("num_steps", num_steps)

@@ -1,8 +1,9 @@
 """Flax modules of the papers' architectures (PAPERS.md Table 1): feature extractor Φ, ρ(z) and λ_Ψ(vec Φ).
 
 All layers use Xavier-uniform kernels and zero biases, as the released code does. Solvers accept any
-``apply_fn(params, x)``, so these are conveniences, not requirements: a flax.linen ``model.apply`` or a
-flax.nnx module split into ``(graphdef, state)`` plugs in the same way.
+``apply_fn(params, x)``, so these are conveniences, not requirements: a flax.linen module, a flax.nnx module
+(the solver splits it into its graph and ``nnx.Param`` state) or an ``(init_fn, apply_fn)`` pair plugs in
+the same way.
 """
 
 from __future__ import annotations

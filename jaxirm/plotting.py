@@ -12,7 +12,7 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("plots need matplotlib: pip install 'jaxirm[cli]'") from err
+        raise ImportError('plots need matplotlib: pip install -e ".[cli]" in the jaxirm clone') from err
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

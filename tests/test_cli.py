@@ -1,6 +1,8 @@
 """The command line and the Quickstart demo."""
 
+import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -79,3 +81,128 @@ def test_console_script_imports_a_module_of_the_current_folder(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "cwd-demo: registered by a module in the current folder" in proc.stdout
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Bad --out, --import and results.jsonl: one line on stderr, exit 1 (2 for usage errors), nothing computed.
+
+_ROW = (
+    '{"experiment": "never-computed", "method": "ERM", "seed": 0, "selection": "final", "test_mean": 0.5, '
+    '"test_worst": 0.4, "step": 2, "diverged": false, "steps": 2, "hparams": {}, "metric": "mse"}'
+)
+
+
+@pytest.fixture
+def never_computed():
+    """A registered experiment whose data loading fails the test: the errors must come before it."""
+    from jaxirm import experiments, solvers
+    from jaxirm.experiments import Experiment, Method
+    from jaxirm.losses import squared_error
+    from jaxirm.models import MLP
+
+    def load(seed):
+        raise AssertionError("the experiment was run: the error came too late")
+
+    experiments.register(
+        "never-computed",
+        lambda: Experiment(
+            name="never-computed",
+            description="fails if anything is loaded or trained",
+            load=load,
+            methods=(Method("ERM", lambda: solvers.erm(MLP(), loss=squared_error), {}),),
+            num_steps=2,
+            seeds=1,
+            metric="mse",
+        ),
+        overwrite=True,
+    )
+    return "never-computed"
+
+
+def _one_line_error(capsys, *parts):
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for part in parts:
+        assert part in err, err
+
+
+def test_cli_out_that_is_a_file_fails_before_computing(tmp_path, capsys, never_computed):
+    (tmp_path / "afile").write_text("")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        assert main(["reproduce", never_computed, "--out", str(out), "--no-plot"]) == 1
+        _one_line_error(capsys, "--out", str(out))
+
+
+def test_cli_results_file_that_is_a_directory_fails_before_computing(tmp_path, capsys, never_computed):
+    (tmp_path / "results.jsonl").mkdir()
+    assert main(["reproduce", never_computed, "--out", str(tmp_path), "--no-plot"]) == 1
+    _one_line_error(capsys, "results.jsonl", "not a writable file")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes anywhere")
+def test_cli_read_only_out_fails_before_computing(tmp_path, capsys, never_computed):
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        assert main(["reproduce", never_computed, "--out", str(out), "--no-plot"]) == 1
+        _one_line_error(capsys, "not a writable directory")
+    finally:
+        out.chmod(0o755)
+
+
+def test_cli_unwritable_out_fails_before_computing(tmp_path, capsys, monkeypatch, never_computed):
+    """The same as the read-only test, also as root: the write probe is refused."""
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    assert main(["reproduce", never_computed, "--out", str(tmp_path), "--no-plot"]) == 1
+    _one_line_error(capsys, "--out", "not a writable directory (Permission denied)")
+
+
+def test_reproduce_checks_out_before_computing(tmp_path, never_computed):
+    from jaxirm import experiments
+
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ValueError, match="is a file, not a directory"):
+        experiments.reproduce(never_computed, out=tmp_path / "afile", plot=False)
+
+
+@pytest.mark.parametrize("module", ["", "..x", ".relative"])
+def test_cli_import_of_a_bad_module_name_is_a_usage_error(module, capsys):
+    assert main(["list", "--import", module]) == 2
+    err = capsys.readouterr().err
+    assert "--import" in err and "not an absolute module name" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "bad_row, match",
+    [
+        ("[1, 2]", "a results row must be a JSON object, got a JSON list"),
+        (_ROW.replace('"seed": 0, ', ""), "the results row lacks the field 'seed'"),
+        (_ROW.replace('"test_mean": 0.5', '"test_mean": "0.5"'), "field 'test_mean' must be a JSON number"),
+        (_ROW.replace('"seed": 0', '"seed": "0"'), "field 'seed' must be a JSON integer"),
+        (_ROW.replace('"diverged": false', '"diverged": 0'), "field 'diverged' must be a JSON boolean"),
+        ("{not json", "not a JSON row"),
+    ],
+    ids=["list", "no-seed", "string-metric", "string-seed", "int-diverged", "garbage"],
+)
+def test_malformed_results_row_names_file_and_line(tmp_path, capsys, never_computed, bad_row, match):
+    from jaxirm import experiments
+
+    path = tmp_path / "results.jsonl"
+    path.write_text(_ROW + "\n" + bad_row + "\n" + _ROW + "\n")
+    with pytest.raises(ValueError, match=rf"results\.jsonl:2: {re.escape(match)}"):
+        experiments.read_results(tmp_path)
+    assert main(["reproduce", never_computed, "--out", str(tmp_path), "--no-plot"]) == 1
+    _one_line_error(capsys, f"{path}:2", match)
+
+
+def test_torn_last_results_line_is_still_ignored(tmp_path):
+    from jaxirm import experiments
+
+    (tmp_path / "results.jsonl").write_text(_ROW + "\n\n" + _ROW + "\n" + _ROW[:30])
+    assert len(experiments.read_results(tmp_path)) == 2

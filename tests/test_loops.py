@@ -15,6 +15,7 @@ import pytest
 import jaxirm
 from jaxirm.datasets.synthetic import logit_z
 from jaxirm.loops import _select
+from jaxirm.losses import softmax_cross_entropy
 from jaxirm.models import MLP
 from jaxirm.solvers import Batch, eiil, erm, irm, minimax, ood_tv
 from jaxirm.solvers._base import SolverState, set_learning_rate
@@ -436,6 +437,194 @@ def test_bad_input_raises_before_compiling(bad_input_env, call, match):
 def test_fit_unknown_hparam_raises(bad_input_env):
     with pytest.raises(ValueError, match="hparams: unknown name 'mu'"):
         _fit(bad_input_env, hparams={"mu": 1.0})
+
+
+@pytest.fixture(scope="module")
+def multiclass_env(bad_input_env):
+    """Three classes (the model has 3 outputs), labels 0..2, plus the shared bad-input environment."""
+    train, test = bad_input_env["train"], bad_input_env["test"]
+    rng = np.random.default_rng(0)
+    y3 = rng.integers(0, 3, train.y.shape[0]).astype(np.int32)
+    y3_test = rng.integers(0, 3, test.y.shape[0]).astype(np.int32)
+    env = dict(
+        bad_input_env,
+        train3=Batch(train.x, y3, train.envs),
+        test3=Batch(test.x, y3_test, test.envs),
+        irm3=irm(MLP(out_dim=3), loss=softmax_cross_entropy),
+        module=MLP(),
+        test5=_with(test, x=np.asarray(test.x)[:, :5]),
+        test7=_with(test, x=np.asarray(test.x)[:, :7]),
+        keys2=jax.random.split(bad_input_env["key"]),
+    )
+    _warm(env["train3"], env["test3"], env["test5"], env["test7"])
+    return env
+
+
+# Each case: (id, call, exception type, message); all raise before anything is compiled.
+BAD_INPUTS_TYPED = [
+    (
+        "fit-test-x-features",
+        lambda e: _fit(e, test=e["test5"]),
+        ValueError,
+        r"test\.x must have 10 features per example like batch\.x .*got 5",
+    ),
+    (
+        "fit-val-x-features",
+        lambda e: _fit(e, test=e["test"], val=e["test7"]),
+        ValueError,
+        r"val\.x must have 10 features .*got 7",
+    ),
+    (
+        "sweep-test-x-features",
+        lambda e: _sweep(e, test=e["test5"]),
+        ValueError,
+        r"test\.x must have 10 features .*got 5",
+    ),
+    (
+        "fit-multiclass-y-too-large",
+        lambda e: _fit(e, _with(e["train3"], y=_poke(e["train3"].y, 4, 3)), solver="irm3"),
+        ValueError,
+        r"batch\.y must hold class labels in \[0, 3\) .*got a label 3",
+    ),
+    (
+        "fit-multiclass-test-y-too-large",
+        lambda e: _fit(e, e["train3"], solver="irm3", test=_with(e["test3"], y=_poke(e["test3"].y, 0, 7))),
+        ValueError,
+        r"test\.y must hold class labels in \[0, 3\)",
+    ),
+    (
+        "sweep-multiclass-y-too-large",
+        lambda e: _sweep(e, _with(e["train3"], y=_poke(e["train3"].y, 4, 3)), solver="irm3"),
+        ValueError,
+        r"batch\.y must hold class labels in \[0, 3\)",
+    ),
+    (
+        "fit-hparam-list",
+        lambda e: _fit(e, hparams={"lam": [1.0, 2.0]}),
+        ValueError,
+        r"hparams\['lam'\] must be a scalar, got shape \(2,\).*grid",
+    ),
+    ("fit-hparam-string", lambda e: _fit(e, hparams={"lam": "big"}), TypeError, r"hparams\['lam'\]"),
+    (
+        "fit-hparams-not-a-dict",
+        lambda e: _fit(e, hparams=[("lam", 1.0)]),
+        TypeError,
+        "hparams must be a dict",
+    ),
+    (
+        "fit-flax-module-as-solver",
+        lambda e: _fit(e, solver="module"),
+        TypeError,
+        "solver must be a jaxirm Solver",
+    ),
+    (
+        "sweep-flax-module-as-solver",
+        lambda e: _sweep(e, solver="module"),
+        TypeError,
+        "solver must be a jaxirm",
+    ),
+    (
+        "fit-int-key",
+        lambda e: jaxirm.fit(e["irm"], 0, e["train"], 10),
+        TypeError,
+        r"key must be one PRNG key, e\.g\. jax\.random\.key\(0\), got int",
+    ),
+    (
+        "fit-split-keys",
+        lambda e: jaxirm.fit(e["irm"], e["keys2"], e["train"], 10),
+        TypeError,
+        r"key must be one PRNG key",
+    ),
+    (
+        "sweep-seed-negative",
+        lambda e: _sweep(e, seeds=[-1]),
+        ValueError,
+        r"seeds\[0\] must be >= 0 and < 2\*\*32",
+    ),
+    (
+        "sweep-seed-2-40",
+        lambda e: _sweep(e, seeds=[0, 2**40]),
+        ValueError,
+        r"seeds\[1\] must be >= 0 and < 2\*\*32",
+    ),
+    (
+        "sweep-grid-string",
+        lambda e: _sweep(e, grid={"lam": ["a"]}),
+        TypeError,
+        r"grid\['lam'\] must be .*numbers",
+    ),
+    ("sweep-grid-not-a-dict", lambda e: _sweep(e, grid=[1.0, 2.0]), TypeError, "grid must be a dict"),
+]
+
+
+@pytest.mark.parametrize(
+    "call, exc, match", [c[1:] for c in BAD_INPUTS_TYPED], ids=[c[0] for c in BAD_INPUTS_TYPED]
+)
+def test_bad_input_raises_named_error_before_compiling(multiclass_env, call, exc, match):
+    with count_compiles() as compiles, pytest.raises(Exception) as info:
+        call(multiclass_env)
+    assert type(info.value) is exc, f"{type(info.value).__name__}: {info.value}"
+    assert info.match(match)
+    assert compiles == []
+
+
+def test_multiclass_labels_in_range_still_train(multiclass_env):
+    """The class check reads C from the model abstractly; valid labels train and evaluate as before."""
+    e = multiclass_env
+    res = jaxirm.fit(e["irm3"], e["key"], e["train3"], 4, test=e["test3"], eval_every=2)
+    assert not res.history["diverged"].any()
+    assert res.history["test_env"].shape == (2, 4)
+
+
+def test_test_worst_skips_environments_without_examples(small):
+    """Test labels with a gap ({0, 1, 3}: none is 2) are not scored as an environment of accuracy 0."""
+    train, test, val = small
+    envs = np.asarray(test.envs)
+    gap = Batch(test.x, test.y, np.where(envs == 2, 3, envs).astype(np.int32))
+    val_gap = Batch(val.x, val.y, (2 * np.asarray(val.envs)).astype(np.int32))  # labels {0, 2}
+    res = jaxirm.fit(erm(MLP(), lr=0.05), jax.random.key(0), train, 40, test=gap, val=val_gap, eval_every=20)
+    per_env = _np_accuracy_per_env(res.state.params, gap, 4)  # nan for the empty label 2
+    assert np.isnan(per_env[2]) and res.history["test_env"][-1, 2] == 0.0
+    assert res.history["test_worst"][-1] == pytest.approx(np.nanmin(per_env), abs=1e-6)
+    assert res.history["test_worst"][-1] > 0.3  # not the empty environment's 0
+    val_per_env = _np_accuracy_per_env(res.state.params, val_gap, 3)
+    assert res.history["val"][-1] == pytest.approx(np.nanmean(val_per_env), abs=1e-6)
+
+
+def test_sweep_worst_skips_an_environment_one_seeds_data_lack(mesh1):
+    """data_per_seed: seed 1's test set has no environment 3, so its worst is over environments 0..2."""
+    data = [logit_z(s, n_train=200, n_test=200) for s in (0, 1)]
+    tests = [_batch(d[1]) for d in data]
+    envs1 = np.asarray(tests[1].envs)
+    tests[1] = tests[1]._replace(envs=np.where(envs1 == 3, 0, envs1).astype(np.int32))
+    res = jaxirm.sweep(
+        erm(MLP(), lr=0.05),
+        _stack([_batch(d[0]) for d in data]),
+        40,
+        seeds=[0, 1],
+        test=_stack(tests),
+        eval_every=20,
+        data_per_seed=True,
+        mesh=mesh1,
+    )
+    test_env = res.history["test_env"]  # [2 runs, 2 evaluations, 4 environments]
+    assert test_env[1, -1, 3] == 0.0
+    np.testing.assert_array_equal(res.history["test_worst"][1], test_env[1, :, :3].min(axis=-1))
+    np.testing.assert_array_equal(res.history["test_worst"][0], test_env[0].min(axis=-1))
+    assert res.history["test_worst"][1, -1] > 0.3
+
+
+def test_overflowing_optimizer_state_is_flagged_as_divergence(small):
+    """lam = 1e30 without rescaling: the loss stays finite (~1e29) but Adam's second moment overflows to inf,
+    which zeroes every update. The run must be flagged and frozen, not reported as a normal result."""
+    train, _, _ = small
+    solver = irm(MLP(), rescale=False, lam=1e30, anneal_steps=0)
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        res = jaxirm.fit(solver, jax.random.key(0), train, 20, eval_every=10)
+    assert bool(res.state.diverged) and res.history["diverged"].all()
+    assert np.all(np.isfinite(res.history["loss"]))  # the loss alone never showed it
+    for leaf in jax.tree.leaves((res.state.params, res.state.opt_state)):
+        assert np.all(np.isfinite(np.asarray(leaf, np.float64)))  # frozen at the last finite state
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _tolerance import assert_within, f32_tol
 
 from jaxirm.models import MLP, EnvInference, LambdaNet, flatten_params
 
@@ -56,6 +57,19 @@ def _np_mlp(params, x, num_hidden):
     return _dense(p[f"Dense_{num_hidden}"], h)
 
 
+def _abs_layers(params, x, num_layers):
+    """The same layers on |x|, |W|, |b| (ReLU dropped): Σ|terms| of every sum, the scale of float32 error
+    bounds. Returns it with n, the number of rounded terms on the longest path (Σ (fan-in + 1) + 1)."""
+    p = params["params"]
+    h = np.abs(np.asarray(x, np.float64))
+    n = 1
+    for i in range(num_layers):
+        kernel = np.abs(np.asarray(p[f"Dense_{i}"]["kernel"], np.float64))
+        h = h @ kernel + np.abs(np.asarray(p[f"Dense_{i}"]["bias"], np.float64))
+        n += kernel.shape[0] + 1
+    return h, n
+
+
 @pytest.fixture(scope="module")
 def x():
     return np.random.default_rng(0).normal(size=(7, 10)).astype(np.float32)
@@ -77,9 +91,11 @@ def test_mlp_shapes_and_forward(x, hidden, out_dim, shape, count):
     assert out.shape == shape
     assert sum(leaf.size for leaf in jax.tree.leaves(params)) == count
     expected = _np_mlp(params, x, len(hidden))
+    scale, n = _abs_layers(params, x, len(hidden) + 1)
     if out_dim == 1:
-        expected = expected[:, 0]
-    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+        expected, scale = expected[:, 0], scale[:, 0]
+    # float32 layers against float64: ≤ n·eps32·Σ|terms| (n = Σ fan-in + 1), 4·n·eps32 with room to spare
+    assert_within(out, expected, f32_tol(n, scale))
 
 
 def test_mlp_without_hidden_is_linear(x):
@@ -89,7 +105,10 @@ def test_mlp_without_hidden_is_linear(x):
     points = np.stack([0.3 * a + 1.7 * b, a, b, np.zeros_like(a)])
     params, f = _init_apply(model, 1, x[:1], points)
     assert list(params["params"]) == ["Dense_0"]
-    np.testing.assert_allclose(f[0], 0.3 * f[1] + 1.7 * f[2] + (1 - 0.3 - 1.7) * f[3], rtol=1e-5, atol=1e-5)
+    size, n = _abs_layers(params, np.abs(points), 1)
+    # four float32 evaluations of 11 terms and the float32 points: ≤ 4·(n + 3)·eps32·Σ coefficient·Σ|terms|
+    tol = f32_tol(n + 3, size[0, 0] + 0.3 * size[1, 0] + 1.7 * size[2, 0] + 1.0 * size[3, 0])
+    np.testing.assert_allclose(f[0], 0.3 * f[1] + 1.7 * f[2] + (1 - 0.3 - 1.7) * f[3], rtol=0, atol=tol)
     # and a hidden layer breaks it (ReLU), so the check can fail
     _, g = _init_apply(MLP(hidden=(16,)), 1, x[:1], points)
     assert abs(g[0] - (0.3 * g[1] + 1.7 * g[2] + (1 - 0.3 - 1.7) * g[3])) > 1e-3
@@ -102,7 +121,8 @@ def test_init_is_xavier_uniform_with_zero_biases(hidden):
     for layer in params["params"].values():
         kernel = np.asarray(layer["kernel"])
         fan_in, fan_out = kernel.shape
-        assert np.all(np.abs(kernel) <= np.sqrt(6.0 / (fan_in + fan_out)) + 1e-7)
+        # the float32 draw of U(-b, b): b and the scaled uniform are each rounded once, 4·2·eps32 relative
+        assert np.all(np.abs(kernel) <= np.sqrt(6.0 / (fan_in + fan_out)) * (1 + f32_tol(2)))
         assert np.all(np.asarray(layer["bias"]) == 0.0)
         if kernel.size > 4:  # not all equal: a real random draw
             assert np.std(kernel) > 0
@@ -116,7 +136,8 @@ def test_env_inference_rows_are_distributions(num_envs, z_dim):
     params, out = _init_apply(rho, 3, z[:1], z)
     assert out.shape == (50, num_envs)
     assert np.all(out >= 0.0) and np.all(out <= 1.0)
-    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-6)
+    # softmax rows: E exps, an E-term sum, E quotients, then an E-term numpy sum: ≤ (3E + 1)·eps32 relative
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=f32_tol(3 * num_envs + 1))
     p = params["params"]
     logits = _dense(p["Dense_1"], _relu(_dense(p["Dense_0"], z.astype(np.float64))))
     if num_envs == 2:
@@ -125,7 +146,10 @@ def test_env_inference_rows_are_distributions(num_envs, z_dim):
     else:
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         expected = e / e.sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-6)
+    # logits off by ≤ n·eps32·Σ|terms| (sigmoid and softmax are 1-Lipschitz), then ≤ (3E + 1)·eps32 relative
+    size, n = _abs_layers(params, z, 2)
+    tol = f32_tol(n, size.max(axis=1, keepdims=True)) + f32_tol(3 * num_envs + 1) * np.abs(expected)
+    assert_within(out, expected, tol)
     # The rows vary with z: the network is not a constant.
     assert np.ptp(out[:, 0]) > 1e-3
 
@@ -147,8 +171,13 @@ def test_lambda_net_is_nonnegative_softplus(hidden, size, scale):
     assert np.all(out >= 0.0)
     p = params["params"]
     pre = _dense(p["Dense_1"], _relu(_dense(p["Dense_0"], inputs.astype(np.float64))))[:, 0]
-    np.testing.assert_allclose(out, _softplus(pre), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(single, out[0], rtol=1e-6)
+    # float32 layers: ≤ n·eps32·Σ|terms| (n = size + hidden + 3, softplus is 1-Lipschitz), plus the softplus's
+    # own 3 roundings; the single example sums its `size` terms in another order than the batch (a
+    # difference of 1.2e-6 relative on an AMD EPYC at size 977), within twice the same bound.
+    size_abs, n = _abs_layers(params, inputs, 2)
+    tol = f32_tol(n, size_abs[:, 0]) + f32_tol(3) * np.abs(_softplus(pre))
+    assert_within(out, _softplus(pre), tol)
+    assert_within(single, out[0], tol[0])
     # The last layer flipped to push every pre-activation negative: the softplus still keeps λ ≥ 0.
     flipped = jax.tree.map(np.asarray, params)
     flipped["params"]["Dense_1"]["kernel"] = -np.abs(flipped["params"]["Dense_1"]["kernel"])

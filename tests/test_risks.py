@@ -344,3 +344,59 @@ def test_gradient_descent_in_lax_scan_reduces_penalty():
     for _ in range(3):
         x, _ = jstep(x, None)
     np.testing.assert_allclose(f3, x, rtol=1e-5, atol=1e-6)
+
+
+LOW_PRECISION = [jnp.bfloat16, jnp.float16]
+
+
+@pytest.mark.parametrize("dtype", LOW_PRECISION, ids=["bfloat16", "float16"])
+@pytest.mark.parametrize("envs_kind", ["labels2", "labels3", "weights3"])
+def test_low_precision_logits_are_summed_in_float32(dtype, envs_kind):
+    """bfloat16 counts exactly only up to 256: summing 1000 examples per environment in the logits' dtype
+    made env_risks ~3x, scale_grads ~6x and tv_l1 ~47x too large (float16: 2 % off). Sums now accumulate in
+    float32, so the only error left is that of the per-example values, and the result keeps the dtype."""
+    from jaxirm.risks import _scale_derivatives
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    num = 2 if envs_kind == "labels2" else 3
+    labels = rng.integers(0, num, n).astype(np.int32)
+    envs = np.eye(num, dtype=np.float32)[labels] if envs_kind == "weights3" else labels
+    f_lp = jnp.asarray(2.0 * rng.normal(size=n), dtype)
+    y_lp = jnp.asarray(rng.integers(0, 2, n), dtype)
+    f, y = np.asarray(f_lp, np.float32), np.asarray(y_lp, np.float32)  # the same (rounded) inputs in f32
+    eps = float(jnp.finfo(dtype).eps)
+    member = [labels == e for e in range(num)]
+
+    risks = jaxirm.env_risks(bce_with_logits, f_lp, y_lp, envs, num)
+    assert risks.dtype == dtype
+    ref = np.asarray(jaxirm.env_risks(bce_with_logits, f, y, envs, num), np.float64)
+    size = np.abs(np.asarray(bce_with_logits(f, y), np.float64))
+    # Bound: each per-example loss is off by ≤ 4 eps relative (a few rounded ops), so their mean by
+    # ≤ 4 eps · mean|ℓ|; plus the final rounding to the dtype, ≤ eps · |R|.
+    bound = 4 * eps * np.array([size[m].mean() for m in member]) + eps * np.abs(ref)
+    assert np.all(np.abs(np.asarray(risks, np.float64) - ref) <= bound)
+
+    grads = jaxirm.scale_grads(bce_with_logits, f_lp, y_lp, envs, num)
+    assert grads.dtype == dtype
+    g_ref = np.asarray(jaxirm.scale_grads(bce_with_logits, f, y, envs, num), np.float64)
+    d = np.abs(np.asarray(_scale_derivatives(bce_with_logits, jnp.asarray(f), jnp.asarray(y)), np.float64))
+    g_bound = 4 * eps * np.array([d[m].mean() for m in member]) + eps * np.abs(g_ref)  # as for the risks
+    assert np.all(np.abs(np.asarray(grads, np.float64) - g_ref) <= g_bound)
+
+    # tv_l1 = (mean_e |g_e|)^2: with s = mean|g| and δ = mean(g_bound), |Δ| ≤ 2sδ + δ² plus rounding eps·tv.
+    tv, tv_ref = float(jaxirm.tv_l1(grads)), float(jaxirm.tv_l1(g_ref))
+    s, delta = np.mean(np.abs(g_ref)), np.mean(g_bound)
+    assert abs(tv - tv_ref) <= 2 * s * delta + delta**2 + 2 * eps * tv_ref
+
+
+def test_env_mass_follows_the_default_float_dtype_under_x64():
+    """With x64 on, integer labels give float64 masses and measures (they stayed float32: μ off by 3.4e-8)."""
+    labels = np.array([0, 1, 1, 2, 2, 2, 2])
+    with jax.enable_x64(True):
+        mass = jaxirm.env_mass(labels, 3)
+        mu = jaxirm.env_measure(labels, 3, kind="empirical")
+        weights_mu = jaxirm.env_measure(np.eye(3, dtype=np.int32)[labels], kind="empirical")
+        assert mass.dtype == jnp.float64 and mu.dtype == jnp.float64 and weights_mu.dtype == jnp.float64
+        np.testing.assert_array_equal(np.asarray(mu), np.array([1.0, 2.0, 4.0]) / 7.0)  # exact in float64
+    assert jaxirm.env_mass(labels, 3).dtype == jnp.float32

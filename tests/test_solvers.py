@@ -418,6 +418,25 @@ def test_penalty_schedule_must_be_callable():
         irm(MODEL, penalty_schedule=3.0)
 
 
+FACTORIES = {"erm": erm, "irm": irm, "minimax": minimax, "ood_tv": ood_tv, "eiil": eiil}
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("name", ["lam", "lr", "l2"])
+@pytest.mark.parametrize("factory", list(FACTORIES))
+def test_factories_reject_non_finite_hyperparameters(factory, name, value):
+    """lam = inf would turn the warm-up gate 0·lam into NaN at step 1; nan/inf lr or l2 likewise."""
+    if factory == "erm" and name == "lam":
+        pytest.skip("erm takes no lam")
+    with pytest.raises(ValueError, match=rf"{name} must be a finite number, got -?(nan|inf)"):
+        FACTORIES[factory](MODEL, **{name: value})
+
+
+def test_factories_accept_numpy_scalars():
+    solver = irm(MODEL, lam=np.float32(10.0), lr=np.float64(0.01))
+    assert solver.defaults["lam"] == 10.0 and solver.defaults["lr"] == pytest.approx(0.01)
+
+
 def _lam_trajectory(lam_optimizer, steps=2400):
     """A·λ_Ψ(vec Φ) at every step of OOD-TV-IRM-ℓ1 in the simulation's registered setting (seed 0)."""
     from jaxirm.experiments.simulation import SIMULATION_HPARAMS

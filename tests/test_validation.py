@@ -390,3 +390,39 @@ def test_value_checks_are_skipped_for_traced_arrays():
 def test_numpy_and_list_inputs_are_accepted(envs):
     g = jaxirm.scale_grads(bce_with_logits, np.asarray(F), [1.0, 0.0, 1.0, 0.0], envs, num_envs=2)
     np.testing.assert_allclose(g, jaxirm.scale_grads(bce_with_logits, F, Y, LAB, num_envs=2), rtol=1e-6)
+
+
+def test_solver_init_needs_scalar_hparams_but_vmaps_over_a_grid():
+    """A list for one run is refused with a pointer to sweep (jax's "Gradient only defined for
+    scalar-output functions" otherwise); vmapping init over a grid still works (each value is a scalar)."""
+    from jaxirm.models import MLP
+    from jaxirm.solvers import Batch, irm
+
+    solver = irm(MLP(hidden=()), anneal_steps=0)
+    batch = Batch(jnp.ones((4, 3)), Y, LAB)
+    with pytest.raises(ValueError, match=r"hparams\['lam'\] must be a scalar, got shape \(2,\)"):
+        solver.init(jax.random.key(0), batch, {"lam": [1.0, 2.0]})
+    with pytest.raises(ValueError, match=r"hparams\['lam'\] must be a scalar"):  # also when traced
+        jax.jit(solver.init)(jax.random.key(0), batch, {"lam": jnp.array([1.0, 2.0])})
+    states = jax.vmap(solver.init, in_axes=(None, None, 0))(
+        jax.random.key(0), batch, {"lam": jnp.array([1.0, 2.0])}
+    )
+    np.testing.assert_array_equal(states.hparams["lam"], [1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    "seed, exc, match",
+    [
+        (-1, ValueError, r"seed must be >= 0, got -1"),
+        (2**32, ValueError, r"seed must be >= 0 and < 2\*\*32"),
+        (1.5, TypeError, r"seed must be a non-negative int, got float"),
+        ("0", TypeError, r"seed must be a non-negative int, got str"),
+        (True, TypeError, r"seed must be a non-negative int, got bool"),
+    ],
+)
+def test_check_seed(seed, exc, match):
+    from jaxirm import _validation
+
+    with pytest.raises(exc, match=match):
+        _validation.check_seed(seed, upper=None if seed == -1 else _validation.UINT32_SEEDS)
+    assert _validation.check_seed(np.int64(7), upper=2**32) == 7

@@ -1,4 +1,6 @@
-"""Bring your own flax.nnx model: split it into (graphdef, state) and hand the solver a pair of functions."""
+"""Bring your own flax.nnx model: hand the module (or its class) to the solver, which splits and merges it."""
+
+import functools
 
 import jax
 from flax import nnx
@@ -14,33 +16,22 @@ class Net(nnx.Module):
         self.l2 = nnx.Linear(16, 1, rngs=rngs)
 
     def __call__(self, x):
-        return self.l2(jax.nn.relu(self.l1(x)))[:, 0]
-
-
-graphdef, _ = nnx.split(Net(10, nnx.Rngs(0)))
-
-
-def init_fn(key, x):
-    return nnx.split(Net(x.shape[1], nnx.Rngs(params=key)))[1]
-
-
-def apply_fn(state, x):
-    return nnx.merge(graphdef, state)(x)
+        return self.l2(jax.nn.relu(self.l1(x)))[:, 0]  # logits [n] for a binary loss
 
 
 train, test = logit_z(0, n_train=1000, n_test=1000)
-solver = irm((init_fn, apply_fn), penalty="tv_l1", lr=0.01, lam=100.0, anneal_steps=100)
-res = jaxirm.fit(
-    solver, jax.random.key(0), Batch(train.x, train.y, train.envs), 300, test=Batch(test.x, test.y, test.envs)
-)
-print(res.selection["final"])
-sw = jaxirm.sweep(
-    solver,
-    Batch(train.x, train.y, train.envs),
-    300,
-    seeds=2,
-    grid={"lam": [10.0, 100.0]},
-    test=Batch(test.x, test.y, test.envs),
-)
+train_batch, test_batch = Batch(train.x, train.y, train.envs), Batch(test.x, test.y, test.envs)
+
+# An instance: training starts from its weights; the module itself is not modified.
+model = Net(10, nnx.Rngs(0))
+solver = irm(model, penalty="tv_l1", lr=0.01, lam=100.0, anneal_steps=100)
+result = jaxirm.fit(solver, jax.random.key(0), train_batch, 300, test=test_batch)
+print(result.selection["final"])
+nnx.update(model, result.state.params)  # the trained nnx.Param state, back into the module
+print(model(test.x[:3]))  # the trained model's logits
+
+# Its class (here a partial that leaves out rngs): each seed of a sweep starts from its own weights.
+solver = irm(functools.partial(Net, 10), penalty="tv_l1", lr=0.01, lam=100.0, anneal_steps=100)
+sw = jaxirm.sweep(solver, train_batch, 300, seeds=2, grid={"lam": [10.0, 100.0]}, test=test_batch)
 print(sw.configs)
 print(sw.selection["final"]["test_worst"])

@@ -59,5 +59,5 @@ for lam in (0.0, 1000.0):  # ERM, then IRM-TV-l1
     w_inv, w_sp = params["w"].tolist()
     print(
         f"lambda = {lam:6.0f}: w_inv = {w_inv:.2f}, w_sp = {w_sp:.2f}, "
-        f"|g| = {jnp.abs(g).max():.4f}, test accuracy = {accuracy(params, x_test, y_test):.3f}"
+        f"|g| = {jnp.abs(g).max():.3f}, test accuracy = {accuracy(params, x_test, y_test):.3f}"
     )

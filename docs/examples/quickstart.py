@@ -16,5 +16,6 @@ def penalty(w):
 
 
 w = jnp.array([1.0, 0.5, -0.5])
-print(penalty(w))  # a scalar >= 0
-print(jax.grad(penalty)(w))  # [3]: the gradient of the penalty in the model's parameters
+print(f"penalty: {penalty(w):.4f}")  # a scalar >= 0
+grad = jax.grad(penalty)(w)  # [3]: the gradient of the penalty in the model's parameters
+print("gradient:", [round(v, 4) for v in grad.tolist()])

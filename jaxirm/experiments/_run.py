@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,18 +33,82 @@ def _jsonable(hparams) -> dict:
     return json.loads(json.dumps({k: float(v) for k, v in dict(hparams).items()}))
 
 
+#: The fields every results row must hold, with their JSON types (numbers may be int or float).
+_ROW_FIELDS = {
+    "method": (str, "string"),
+    "seed": (int, "integer"),
+    "selection": (str, "string"),
+    "test_mean": ((int, float), "number"),
+    "test_worst": ((int, float), "number"),
+    "diverged": (bool, "boolean"),
+}
+
+
+def _check_row(row: Any, where: str) -> dict:
+    """A results row as `reproduce` writes it, else a `ValueError` naming ``where`` (file:line)."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: a results row must be a JSON object, got a JSON {type(row).__name__}")
+    for field, (kind, label) in _ROW_FIELDS.items():
+        if field not in row:
+            raise ValueError(f"{where}: the results row lacks the field {field!r}")
+        value = row[field]
+        if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+            raise ValueError(f"{where}: field {field!r} must be a JSON {label}, got {value!r}")
+    if row["seed"] < 0:
+        raise ValueError(f"{where}: field 'seed' must be >= 0, got {row['seed']}")
+    return row
+
+
 def read_results(out: str | os.PathLike) -> list[dict]:
-    """The rows of ``out/results.jsonl`` (an unfinished last line from a killed run is ignored)."""
+    """The rows of ``out/results.jsonl`` (an unfinished last line from a killed run is ignored).
+
+    Raises:
+      ValueError: a row (other than an unfinished last line) that is not JSON, not a JSON object, lacks
+        one of the fields ``method``, ``seed``, ``selection``, ``test_mean``, ``test_worst``, ``diverged``,
+        or holds a value of the wrong type there; the message names the file and the line number.
+    """
     path = Path(out) / RESULTS
     if not path.exists():
         return []
+    lines = path.read_text().splitlines()
     rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
             continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            if number == len(lines):  # the torn last line of a run killed mid-write
+                continue
+            raise ValueError(f"{where}: not a JSON row ({err.msg})") from None
+        rows.append(_check_row(row, where))
     return rows
+
+
+def check_out_dir(out: str | os.PathLike) -> Path:
+    """Creates the output directory ``out`` and checks that results can be written there.
+
+    Called before anything is loaded or compiled, so a bad ``out`` fails at once instead of after the first
+    method has trained.
+
+    Raises:
+      ValueError: ``out`` is a file, cannot be created, is not writable, or its ``results.jsonl`` is not a
+        writable file.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out {str(out)!r} is a file, not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):  # the only portable writability test (root ignores modes)
+            pass
+    except OSError as err:
+        raise ValueError(f"out {str(out)!r} is not a writable directory ({err.strerror or err})") from None
+    path = out / RESULTS
+    if path.exists() and not (path.is_file() and os.access(path, os.W_OK)):
+        raise ValueError(f"out {str(out)!r}: {RESULTS} exists but is not a writable file")
+    return out
 
 
 def _drop_torn_tail(path: Path) -> None:
@@ -304,7 +369,9 @@ def reproduce(
     Raises:
       KeyError: unknown experiment or method name.
       ValueError: ``seeds`` or ``steps`` < 1, or ``steps`` too few for a method (``Solver.min_steps``: EIIL
-        needs more than its reference + inference steps), raised before any data is loaded.
+        needs more than its reference + inference steps), raised before any data is loaded; ``out`` not a
+        writable directory (`check_out_dir`) or a malformed ``results.jsonl`` row (`read_results`), both
+        also before anything is computed.
     """
     exp = get(experiment) if isinstance(experiment, str) else experiment
     num_seeds = exp.seeds if seeds is None else int(seeds)
@@ -312,8 +379,7 @@ def reproduce(
     if num_seeds < 1 or num_steps < 1:
         raise ValueError(f"seeds and steps must be >= 1, got seeds={num_seeds}, steps={num_steps}")
     chosen = exp.methods if methods is None else tuple(exp.method(m) for m in methods)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_out_dir(out)
     path = out / RESULTS
     if log is None:
         show = sys.stderr.isatty() and not os.environ.get("CI") if progress is None else progress

@@ -77,8 +77,10 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
 
 
 def _check_positive(name: str, value: float, allow_zero: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not np.isfinite(value):  # lam = inf would make the warm-up's 0·lam a NaN
+        raise ValueError(f"{name} must be a finite number, got {value}")
     if value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
     return float(value)
@@ -119,7 +121,8 @@ def erm(
     """Empirical risk minimisation: mean loss + l2·Σ‖θ‖², Adam by default.
 
     Args:
-      model: a flax.linen Module, or ``(init_fn(key, x) -> params, apply_fn(params, x) -> logits)``.
+      model: a flax.linen Module, a flax.nnx Module (instance, or class / partial built per seed), or
+        ``(init_fn(key, x) -> params, apply_fn(params, x) -> logits)``.
       loss: per-example loss on logits (`jaxirm.losses`).
       optimizer: an optax optimizer for Φ; default ``inject_hyperparams(adam)(lr)`` so ``lr`` can be swept.
       lr: default learning rate (with the default optimizer).
@@ -130,7 +133,7 @@ def erm(
 
     Raises:
       TypeError: ``model`` or ``optimizer`` of the wrong type.
-      ValueError: negative ``l2`` or non-positive ``lr``.
+      ValueError: negative ``l2``, non-positive ``lr``, or either not finite.
     """
     init_fn, apply_fn = _model_fns(model)
     _v.loss_kind(loss)
@@ -172,7 +175,8 @@ def irm(
     after; divided by 1 + λ_k when λ_k > 1 if ``rescale``.
 
     Args:
-      model: a flax.linen Module, or ``(init_fn(key, x) -> params, apply_fn(params, x) -> logits)``.
+      model: a flax.linen Module, a flax.nnx Module (instance, or class / partial built per seed), or
+        ``(init_fn(key, x) -> params, apply_fn(params, x) -> logits)``.
       penalty: ``"tv_l2"`` (IRM), ``"tv_l1"`` (IRM-TV-ℓ1) or ``"vrex"``.
       num_envs: number of environments when the batch's ``envs`` are int labels (None for weights).
       loss: per-example loss on logits.
@@ -192,7 +196,8 @@ def irm(
       A `Solver` named after the paper's method.
 
     Raises:
-      ValueError: unknown ``penalty``/``measure``; negative hyperparameters; ``split`` with ``"vrex"``.
+      ValueError: unknown ``penalty``/``measure``; negative or non-finite (nan, inf) hyperparameters;
+        ``split`` with ``"vrex"``.
       TypeError: ``model``/``optimizer`` of the wrong type; ``num_envs`` not an int.
     """
     init_fn, apply_fn = _model_fns(model)
@@ -245,7 +250,7 @@ def minimax(
     induced by ρ (``"empirical"``: μ_e = mean_i ρ_e(z_i), Lai & Wang eq. 27 and the released code).
 
     Args:
-      model: a flax.linen Module, or ``(init_fn, apply_fn)``.
+      model: a flax.linen or flax.nnx Module (instance or class), or ``(init_fn, apply_fn)``.
       penalty: ``"tv_l2"`` (ZIN) or ``"tv_l1"`` (Minimax-TV-ℓ1).
       num_envs: number of inferred environments E ≥ 2.
       infer_hidden: hidden width of ρ.
@@ -268,8 +273,8 @@ def minimax(
       A `Solver`; its batches need ``z``.
 
     Raises:
-      ValueError: unknown ``penalty``/``measure``/``rho_updates``; ``num_envs`` < 2; negative
-        hyperparameters.
+      ValueError: unknown ``penalty``/``measure``/``rho_updates``; ``num_envs`` < 2; negative or non-finite
+        (nan, inf) hyperparameters.
       TypeError: ``model``/``optimizer`` of the wrong type.
     """
     init_fn, apply_fn = _model_fns(model)
@@ -334,7 +339,7 @@ def ood_tv(
     and leaves λ_Ψ at its initial value.
 
     Args:
-      model: a flax.linen Module, or ``(init_fn, apply_fn)``.
+      model: a flax.linen or flax.nnx Module (instance or class), or ``(init_fn, apply_fn)``.
       base: ``"irm"`` (known environments) or ``"minimax"`` (environments inferred by ρ(z)).
       penalty: ``"tv_l1"`` or ``"tv_l2"``.
       num_envs: environments (labels for ``"irm"``; inferred count for ``"minimax"``).
@@ -430,7 +435,7 @@ def eiil(
     The batch's ``envs`` are not read. Full batch only (the assignments are per example).
 
     Args:
-      model: a flax.linen Module, or ``(init_fn, apply_fn)``.
+      model: a flax.linen or flax.nnx Module (instance or class), or ``(init_fn, apply_fn)``.
       penalty: the IRM penalty of phase 3, ``"tv_l2"`` (EIIL as published) or ``"tv_l1"``.
       loss: per-example loss on logits.
       optimizer: optax optimizer of the reference and the final model; default

@@ -79,7 +79,8 @@ def model_fns(model: ModelLike) -> tuple[Callable, Callable]:
             template = model(rngs=nnx.Rngs(0))
         except TypeError as err:
             raise TypeError(
-                f"an nnx Module class (or partial) must be buildable as model(rngs=nnx.Rngs(key)): {err}"
+                "model must be buildable as model(rngs=nnx.Rngs(key)) when it is an nnx Module class "
+                f"or a functools.partial of one: {err}"
             ) from err
         return _nnx_fns(template, per_key=lambda key: model(rngs=nnx.Rngs(key)))
     if isinstance(model, tuple) and len(model) == 2 and all(callable(f) for f in model):
