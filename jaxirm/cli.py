@@ -1,5 +1,6 @@
 """The ``jaxirm`` command line (typer; install the ``cli`` extra): ``reproduce``, ``list``, ``demo``."""
 
+import contextlib
 import sys
 from collections.abc import Sequence
 from typing import Annotated
@@ -7,7 +8,7 @@ from typing import Annotated
 __all__ = ["main"]
 
 _MISSING = (
-    "the jaxirm command line needs typer and matplotlib: from a clone of jaxirm, pip install -e \".[cli]\""
+    'the jaxirm command line needs typer and matplotlib: from a clone of jaxirm, pip install -e ".[cli]"'
 )
 
 
@@ -32,6 +33,51 @@ def _import_modules(modules: Sequence[str] | None) -> None:
             importlib.import_module(module)
         except ImportError as err:
             raise typer.BadParameter(f"cannot import {module!r}: {err}", param_hint="--import") from err
+
+
+def _interactive() -> bool:
+    """Progress bars only on a terminal, and never in CI (``CI`` set)."""
+    import os
+
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool):
+    """A rich progress bar over the runs (methods × seeds) of ``reproduce``, on stderr.
+
+    Yields the ``on_progress(method, done, total)`` callback of `jaxirm.experiments.reproduce`, or None when
+    disabled. A method's seeds run as one compiled sweep, so the bar advances once per method; the spinner and
+    the elapsed time keep moving meanwhile. Lines logged to stderr print above the bar.
+    """
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description:<18}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("runs"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def on_progress(method: str, done: int, total: int) -> None:
+            bar.update(task, description=method, completed=done, total=total)
+
+        yield on_progress
 
 
 def _app():
@@ -109,15 +155,17 @@ def _app():
         start = time.perf_counter()
         log = lambda line: typer.echo(line, err=True)  # noqa: E731
         try:
-            table = experiments.reproduce(
-                exp,
-                seeds=seeds,
-                steps=steps,
-                out=out_dir,
-                methods=method or None,
-                plot=plot,
-                log=log,
-            )
+            with _progress_bar(_interactive()) as on_progress:
+                table = experiments.reproduce(
+                    exp,
+                    seeds=seeds,
+                    steps=steps,
+                    out=out_dir,
+                    methods=method or None,
+                    plot=plot,
+                    log=log,
+                    on_progress=on_progress,
+                )
         except (ImportError, FileNotFoundError) as err:  # the experiment's data are not installed
             typer.echo(f"jaxirm reproduce {name}: {err}", err=True)
             raise typer.Exit(1) from err

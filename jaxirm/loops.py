@@ -113,13 +113,18 @@ def _check_features(name: str, x: jax.Array, train_x: jax.Array, lead: int = 1) 
         )
 
 
-def _check_classes(solver: Solver, probe: Batch, batches: Mapping[str, Batch | None]) -> None:
+def _check_classes(
+    solver: Solver, batch: Batch, batches: Mapping[str, Batch | None], stacked: bool = False
+) -> None:
     """Class labels of a multiclass loss must lie below the model's number of outputs C.
 
-    C comes from `jax.eval_shape` of ``init`` and ``predict`` (abstract: nothing runs or compiles).
+    C comes from `jax.eval_shape` of ``init`` and ``predict`` on the training batch's shapes (``stacked``:
+    one dataset per seed on a leading axis), so nothing runs or compiles.
     """
     if solver.loss_kind != _v.MULTICLASS:
         return
+    lead = 1 if stacked else 0
+    probe = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape[lead:], a.dtype), batch)
     out = jax.eval_shape(lambda b: solver.predict(solver.init(jax.random.key(0), b), b.x), probe)
     if len(out.shape) < 2:
         return  # the loss itself reports logits without a class axis
@@ -658,8 +663,7 @@ def sweep(
     for name, other in (("test", test), ("val", val)):
         if other is not None:
             _check_features(name, other.x, batch.x, lead)
-    probe = jax.tree_util.tree_map(lambda a: a[0], batch) if data_per_seed else batch
-    _check_classes(solver, probe, {"batch": batch, "test": test, "val": val})
+    _check_classes(solver, batch, {"batch": batch, "test": test, "val": val}, stacked=data_per_seed)
     metric = _metric_name(solver, metric)
     if mesh is None:
         mesh = jax.make_mesh((jax.device_count(),), ("sweep",), axis_types=(jax.sharding.AxisType.Auto,))

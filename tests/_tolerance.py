@@ -26,6 +26,12 @@ def f32_tol(n: int, scale=1.0):
     return float(tol) if tol.ndim == 0 else tol
 
 
+#: A float64 result stored as float32 is rounded once: within eps32/2 relative (4·eps32 leaves room). Compare
+#: it with ``rtol=STORED_F32, atol=FLOAT64_NOISE`` (the float64 round-off of the two computations).
+STORED_F32 = f32_tol(1)
+FLOAT64_NOISE = 1e-12
+
+
 def assert_within(actual, expected, tol, what: str = "") -> None:
     """``|actual − expected| ≤ tol`` elementwise; ``tol`` may be an array (per-element bounds), which
     `numpy.testing.assert_allclose` cannot print."""

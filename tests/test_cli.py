@@ -60,7 +60,7 @@ def cwd_demo():
     return Experiment(
         name="cwd-demo",
         description="registered by a module in the current folder",
-        load=lambda seed: irm_sem(seed, n_per_env=20),
+        load=lambda seed: (lambda train, test: (train, None, test))(*irm_sem(seed, n_per_env=20)),
         methods=(Method("ERM", lambda: solvers.erm(MLP(), loss=squared_error), {}),),
         num_steps=2,
         seeds=1,

@@ -4,6 +4,7 @@ import hashlib
 
 import numpy as np
 import pytest
+from _tolerance import EPS32, assert_within, f32_tol
 
 from jaxirm.datasets.synthetic import irm_sem, irm_sem_truth, logit_2z, logit_z, sem_errors
 
@@ -130,6 +131,18 @@ def _lstsq(x, y):
     return np.linalg.lstsq(x.astype(np.float64), y.astype(np.float64), rcond=None)[0]
 
 
+def _lstsq_rounding_bound(x, y):
+    """How far the float64 least squares of float32-stored (x, y) can lie from that of the exact float64
+    data, to first order: every entry is off by ≤ eps32/2 relative, so ‖δX‖ ≤ eps32/2·‖X‖_F and
+    ‖δy‖ ≤ eps32/2·‖y‖, and ‖δβ‖ ≤ ‖X⁺‖(‖δy‖ + ‖δX‖‖β‖) + ‖X⁺‖²‖δX‖‖r‖."""
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    beta = _lstsq(x, y)
+    pinv = 1.0 / np.linalg.svd(x64, compute_uv=False)[-1]
+    dx, dy = EPS32 / 2 * np.linalg.norm(x64), EPS32 / 2 * np.linalg.norm(y64)
+    resid = np.linalg.norm(y64 - x64 @ beta)
+    return pinv * (dy + dx * np.linalg.norm(beta)) + pinv**2 * dx * resid
+
+
 def test_irm_sem_shapes_and_environments():
     train, test = irm_sem(2, n_per_env=30, n_per_env_test=20, dim=3, variant="POS")
     assert train.x.shape == (90, 6) and train.x.dtype == np.float32
@@ -185,14 +198,23 @@ def test_scrambling_is_an_orthogonal_change_of_basis():
     np.testing.assert_allclose(s.T @ s, np.eye(10), atol=1e-12)
     assert not np.allclose(s, np.eye(10))
     for a, b in ((plain, scr), (plain_test, scr_test)):
-        np.testing.assert_allclose(b.x, a.x @ s.astype(np.float32), rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(np.linalg.norm(b.x, axis=1), np.linalg.norm(a.x, axis=1), rtol=1e-5)
+        # b.x: float64 Z·S stored as float32; a.x @ S in float32 from stored Z and S: 10-term sums of
+        # once-rounded factors, ≤ 4·(10 + 3)·eps32·(|a.x| @ |S|)
+        assert_within(b.x, a.x @ s.astype(np.float32), f32_tol(10 + 3, np.abs(a.x) @ np.abs(s)))
+        # S is orthogonal (to 1e-15): two float32 norms of once-rounded rows, 10 squares each
+        np.testing.assert_allclose(
+            np.linalg.norm(b.x, axis=1), np.linalg.norm(a.x, axis=1), rtol=f32_tol(10 + 2)
+        )
         np.testing.assert_array_equal(a.y, b.y)
     # Scoring happens in the unscrambled coordinates, so the same fit scores the same in both bases.
     t_plain, t_scr = irm_sem_truth(5, variant="FOU"), irm_sem_truth(5, variant="FOS")
     e_plain = sem_errors(_lstsq(plain.x, plain.y), t_plain)
     e_scr = sem_errors(_lstsq(scr.x, scr.y), t_scr)
-    np.testing.assert_allclose(e_plain, e_scr, rtol=1e-3)
+    # the two fits differ only through float32 storage: ‖δβ‖ ≤ B (first order, see _lstsq_rounding_bound,
+    # ×4 for the higher orders), and each error, a mean of 5 squares of diff, by ≤ (2‖diff‖B + B²)/5
+    bound = 4 * (_lstsq_rounding_bound(plain.x, plain.y) + _lstsq_rounding_bound(scr.x, scr.y))
+    diff = t_plain.scramble @ _lstsq(plain.x, plain.y) - t_plain.coef_z
+    np.testing.assert_allclose(e_plain, e_scr, rtol=0, atol=(2 * np.linalg.norm(diff) * bound + bound**2) / 5)
 
 
 def test_heteroskedastic_variant_moves_sigma_from_z2_noise_to_y_noise():
@@ -204,11 +226,17 @@ def test_heteroskedastic_variant_moves_sigma_from_z2_noise_to_y_noise():
     np.testing.assert_array_equal(homo.x[:, :5], het.x[:, :5])  # causes Z1 untouched
     y_noise_homo = homo.y - z1.sum(1)  # Σ ε_y (W_{1→y} = I)
     y_noise_het = het.y - z1.sum(1)  # σ·Σ ε_y
-    np.testing.assert_allclose(y_noise_het, sigma * y_noise_homo, rtol=1e-4, atol=1e-4)
+    # y and Z1 were computed in float64 and stored as float32 (eps32/2 relative each): the noises are off by
+    # ≤ eps32/2·(|y| + Σ|Z1|), the homoskedastic one σ times so
+    size = np.abs(z1).sum(1)
+    tol = f32_tol(1, np.abs(het.y) + size + sigma * (np.abs(homo.y) + size))
+    assert_within(y_noise_het, sigma * y_noise_homo, tol)
     # Σ_j (Z2 − Z1)_j = Σ ε_y-part + Σ Z2-noise: after removing the Y-noise, O's Z2-noise is σ times E's.
     z2_noise_homo = (homo.x[:, 5:] - homo.x[:, :5]).sum(1) - y_noise_homo
     z2_noise_het = (het.x[:, 5:] - het.x[:, :5]).sum(1) - y_noise_het
-    np.testing.assert_allclose(z2_noise_homo, sigma * z2_noise_het, rtol=1e-3, atol=1e-3)
+    # the same rounding of every stored term: ≤ eps32/2·(Σ|Z2| + 2Σ|Z1| + |y|) for each side, σ times for E
+    sizes = [np.abs(d.x).sum(1) + np.abs(d.x[:, :5]).sum(1) + np.abs(d.y) for d in (homo, het)]
+    assert_within(z2_noise_homo, sigma * z2_noise_het, f32_tol(1, sizes[0] + sigma * sizes[1]))
 
 
 def test_partially_observed_variant_adds_hidden_confounding():

@@ -8,7 +8,8 @@ window.MathJax = {
   },
   options: {
     ignoreHtmlClass: ".*|",
-    processHtmlClass: "arithmatex",
+    // Formulas in headings also appear in the table of contents, as raw TeX in a nav link: typeset them too.
+    processHtmlClass: "arithmatex|md-ellipsis",
   },
 };
 

@@ -344,6 +344,7 @@ def reproduce(
     progress: bool | None = None,
     plot: bool = True,
     log: Any = None,
+    on_progress: Any = None,
 ) -> list[dict]:
     """Runs every method × seed of an experiment and writes its results, tables and plot.
 
@@ -362,6 +363,9 @@ def reproduce(
       progress: print progress lines (default: on an interactive terminal without ``CI``).
       plot: write ``plot.png`` (needs matplotlib).
       log: a callable taking one line of text for progress (default: print to stderr).
+      on_progress: a callable ``(method, done, total)``, called when a method starts and when it ends, with
+        the number of (method, seed) runs finished so far (those already in ``results.jsonl`` included) out
+        of ``total`` = methods × seeds; e.g. for a progress bar (the ``jaxirm`` command draws one).
 
     Returns:
       The summary table (`summarize`).
@@ -410,8 +414,12 @@ def reproduce(
     existing = read_results(out)
     done = {(r["method"], r["seed"]) for r in existing if current(r)}
     data = None
+    tick = on_progress or (lambda method, done, total: None)
+    total_runs, runs_done = len(chosen) * num_seeds, 0
     for index, method in enumerate(chosen, start=1):
         todo = [s for s in range(num_seeds) if (method.name, s) not in done]
+        tick(method.name, runs_done + num_seeds - len(todo), total_runs)
+        runs_done += num_seeds
         if not todo:
             log(f"[{index}/{len(chosen)}] {method.name}: all {num_seeds} seeds already in {path}")
             continue
@@ -466,6 +474,7 @@ def reproduce(
                     }
                 )
         _append(path, rows)
+        tick(method.name, runs_done, total_runs)
         final = result.selection["final"]
         log(
             f"    done in {wall:.1f} s: final mean {np.mean(final['test_mean']):.4f}, "

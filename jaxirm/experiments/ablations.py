@@ -1,4 +1,4 @@
-"""Controls and ablations of the simulation: OOD-TV's learned weight at two base weights, EIIL where it works."""
+"""Controls and ablations of the simulation: OOD-TV's learned weight at two base weights; EIIL that works."""
 
 from __future__ import annotations
 
@@ -58,7 +58,8 @@ def ood_tv_ablation() -> Experiment:
         metric="accuracy",
         ceiling=invariant_ceiling(0.1, 5),
         notes=(
-            "data: the simulation's (logit_z, train p_s (0.999, 0.7), label noise 0.1, 5 + 5 dims, 5000/5000)",
+            "data: the simulation's (logit_z, train p_s (0.999, 0.7), label noise 0.1, 5 + 5 dims, "
+            "5000/5000)",
             "hyperparameters: the simulation's (Adam lr 0.02, l2 0.002, 2000 warm-up steps, 5000 steps) with "
             "the base weight A = 200 or 2000; OOD-TV's Ψ: convergent_sgd(1.0, power=1.0001) (Theorem 3)",
             "selections: final and train-val only (no test-set selection); the plot's second panel is A·λ_Ψ "
@@ -110,9 +111,9 @@ def eiil_control() -> Experiment:
         notes=(
             "data: logit_z with train p_s (0.999, 0.9), test p_s (0.999, 0.8, 0.2, 0.001), label noise 0.2, "
             "dims 5 + 10, n 5000/5000 (the OOD-TV paper's stated setting; it has no table in this setting)",
-            "hyperparameters: the simulation's (Adam lr 0.02, l2 0.002, penalty weight 2000 after 2000 warm-up "
-            "steps, 5000 steps); EIIL: 1000 reference + 1000 inference steps, then IRM with a 1000-step "
-            "warm-up",
+            "hyperparameters: the simulation's (Adam lr 0.02, l2 0.002, penalty weight 2000 after 2000 "
+            "warm-up steps, 5000 steps); EIIL: 1000 reference + 1000 inference steps, then IRM with a "
+            "1000-step warm-up",
             "invariant ceiling: 0.7924 (p_v = 0.8)",
         ),
     )

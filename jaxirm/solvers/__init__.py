@@ -43,7 +43,7 @@ from jaxirm.solvers._base import (
     make_solver,
 )
 from jaxirm.solvers._eiil import make_eiil
-from jaxirm.solvers._models import ModelLike, check_optimizer, model_fns
+from jaxirm.solvers._models import ModelLike, OptimizerLike, check_optimizer, model_fns
 
 __all__ = ["Batch", "Solver", "SolverState", "erm", "irm", "minimax", "ood_tv", "eiil", "METHOD_NAMES"]
 
@@ -64,7 +64,7 @@ METHOD_NAMES = {
 _model_fns = model_fns
 
 
-def _optimizer(optimizer: optax.GradientTransformation | None, lr: float) -> optax.GradientTransformation:
+def _optimizer(optimizer: OptimizerLike | None, lr: float) -> OptimizerLike:
     if optimizer is None:
         return optax.inject_hyperparams(optax.adam)(learning_rate=lr)
     return check_optimizer("optimizer", optimizer)  # any optax-like object, optax.MultiSteps included
@@ -86,7 +86,7 @@ def _check_positive(name: str, value: float, allow_zero: bool = True) -> float:
     return float(value)
 
 
-def _injected_lr(optimizer: optax.GradientTransformation) -> float | None:
+def _injected_lr(optimizer: OptimizerLike) -> float | None:
     """The learning rate of an optimizer built with `optax.inject_hyperparams`, else None."""
     try:
         lr = injected_learning_rate(optimizer.init(jnp.zeros(())))
@@ -114,7 +114,7 @@ def erm(
     model: ModelLike,
     *,
     loss: Callable = bce_with_logits,
-    optimizer: optax.GradientTransformation | None = None,
+    optimizer: OptimizerLike | None = None,
     lr: float = 1e-3,
     l2: float = 1e-3,
 ) -> Solver:
@@ -160,7 +160,7 @@ def irm(
     num_envs: int | None = 2,
     loss: Callable = bce_with_logits,
     measure: str = "uniform",
-    optimizer: optax.GradientTransformation | None = None,
+    optimizer: OptimizerLike | None = None,
     lr: float = 1e-3,
     lam: float = 1e4,
     l2: float = 1e-3,
@@ -232,8 +232,8 @@ def minimax(
     infer_hidden: int = 16,
     loss: Callable = bce_with_logits,
     measure: str = "empirical",
-    optimizer: optax.GradientTransformation | None = None,
-    infer_optimizer: optax.GradientTransformation | None = None,
+    optimizer: OptimizerLike | None = None,
+    infer_optimizer: OptimizerLike | None = None,
     rho_updates: str = "warmup",
     lr: float = 1e-3,
     lam: float = 1e4,
@@ -315,9 +315,9 @@ def ood_tv(
     infer_hidden: int = 16,
     loss: Callable = bce_with_logits,
     measure: str | None = None,
-    optimizer: optax.GradientTransformation | None = None,
-    lam_optimizer: optax.GradientTransformation | None = None,
-    infer_optimizer: optax.GradientTransformation | None = None,
+    optimizer: OptimizerLike | None = None,
+    lam_optimizer: OptimizerLike | None = None,
+    infer_optimizer: OptimizerLike | None = None,
     rho_updates: str = "always",
     lr: float = 1e-3,
     lam: float = 1.0,
@@ -412,8 +412,8 @@ def eiil(
     *,
     penalty: str = "tv_l2",
     loss: Callable = bce_with_logits,
-    optimizer: optax.GradientTransformation | None = None,
-    infer_optimizer: optax.GradientTransformation | None = None,
+    optimizer: OptimizerLike | None = None,
+    infer_optimizer: OptimizerLike | None = None,
     reference_steps: int = 1000,
     infer_steps: int = 1000,
     lr: float = 1e-3,

@@ -20,13 +20,22 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import flax.linen as nn
 import jax
 from flax import nnx
 
 ModelLike = Any  # a flax.linen or flax.nnx Module, an nnx Module class, or (init_fn, apply_fn)
+
+
+class OptimizerLike(Protocol):
+    """An optimizer as solvers use it: optax's ``init`` and ``update`` (any transformation, MultiSteps)."""
+
+    def init(self, params: Any) -> Any: ...
+
+    def update(self, updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]: ...
+
 
 _MODEL_TYPES = (
     "a flax.linen Module, a flax.nnx Module (an instance, or its class / a functools.partial of it that "
