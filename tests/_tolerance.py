@@ -36,6 +36,8 @@ def assert_within(actual, expected, tol, what: str = "") -> None:
     """``|actual − expected| ≤ tol`` elementwise; ``tol`` may be an array (per-element bounds), which
     `numpy.testing.assert_allclose` cannot print."""
     a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    if a.ndim and e.ndim and a.shape != e.shape:
+        raise AssertionError(f"{what + ': ' if what else ''}shapes differ: {a.shape} and {e.shape}")
     tol = np.broadcast_to(np.asarray(tol, np.float64), np.broadcast_shapes(a.shape, e.shape))
     err = np.abs(a - e)
     bad = ~(err <= tol)
