@@ -1,4 +1,5 @@
-"""The ``jaxirm`` command line (typer; install the ``cli`` extra): ``reproduce``, ``list``, ``demo``."""
+"""The ``jaxirm`` command line (typer; install the ``cli`` extra): ``reproduce``, ``search``, ``list``,
+``demo``."""
 
 import contextlib
 import sys
@@ -80,6 +81,24 @@ def _progress_bar(enabled: bool):
         yield on_progress
 
 
+def _parse_set(items: Sequence[str] | None) -> dict[str, float]:
+    """``["lam=100", "lr=0.01"]`` → ``{"lam": 100.0, "lr": 0.01}`` (``--set``)."""
+    import typer
+
+    out = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{item!r} is not NAME=NUMBER (e.g. lam=100)", param_hint="--set"
+            ) from None
+    return out
+
+
 def _app():
     import typer
 
@@ -130,6 +149,21 @@ def _app():
             str | None,
             typer.Option(help="folder of user-supplied data files (sets JAXIRM_DATA; default ./data)"),
         ] = None,
+        set_: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--set",
+                help="override a hyperparameter for this run, e.g. --set lam=100 (repeatable; the tables "
+                "then go to OUT/partial/ and give no paper verdict)",
+            ),
+        ] = None,
+        reuse_stale: Annotated[
+            bool,
+            typer.Option(help="reuse stored rows whose provenance (code, libraries, device, data) differs"),
+        ] = False,
+        checkpoints: Annotated[
+            bool, typer.Option(help="save final and selected states under OUT/checkpoints (orbax)")
+        ] = False,
     ) -> None:
         """Run every method × seed of an experiment; write results.jsonl, table.csv/.md and plot.png."""
         import os
@@ -137,6 +171,7 @@ def _app():
 
         from jaxirm import experiments
         from jaxirm.experiments._run import check_out_dir
+        from jaxirm.experiments._store import OutLocked
 
         if data_dir is not None:
             os.environ["JAXIRM_DATA"] = data_dir
@@ -146,6 +181,7 @@ def _app():
             exp = experiments.get(name)
         except KeyError as err:
             raise typer.BadParameter(str(err.args[0]), param_hint="NAME") from err
+        overrides = _parse_set(set_)
         out_dir = out or os.path.join("results", name)
         try:  # before anything is computed (reproduce checks it again)
             check_out_dir(out_dir)
@@ -165,8 +201,14 @@ def _app():
                     plot=plot,
                     log=log,
                     on_progress=on_progress,
+                    overrides=overrides,
+                    reuse_stale=reuse_stale,
+                    checkpoints=checkpoints,
                 )
         except (ImportError, FileNotFoundError) as err:  # the experiment's data are not installed
+            typer.echo(f"jaxirm reproduce {name}: {err}", err=True)
+            raise typer.Exit(1) from err
+        except OutLocked as err:  # another run holds --out
             typer.echo(f"jaxirm reproduce {name}: {err}", err=True)
             raise typer.Exit(1) from err
         except KeyError as err:
@@ -181,10 +223,70 @@ def _app():
         if exp.ceiling is not None:
             typer.echo(f"\ninvariant ceiling: {exp.ceiling:.4f}")
         typer.echo("\n" + experiments.verdict_line(exp, table))
-        typer.echo(
-            f"results in {out_dir}/ (results.jsonl, table.csv, table.md{', plot.png' if plot else ''}); "
-            f"{time.perf_counter() - start:.1f} s"
+        tables = experiments.table_dir(
+            exp, out_dir, seeds=seeds, steps=steps, methods=method or None, overrides=overrides
         )
+        where = "" if str(tables) == str(out_dir) else f"; tables of this partial run in {tables}/"
+        typer.echo(
+            f"results in {out_dir}/ (results.jsonl, table.csv, table.md{', plot.png' if plot else ''}"
+            f"{where}); {time.perf_counter() - start:.1f} s"
+        )
+
+    @app.command("search")
+    def search_cmd(
+        name: Annotated[str, typer.Argument(help="registered experiment with a search space")],
+        trials: Annotated[int, typer.Option(min=1, help="configurations per method")] = 8,
+        method: Annotated[list[str] | None, typer.Option(help="search only this method (repeatable)")] = None,
+        seeds: Annotated[
+            int | None, typer.Option(min=1, help="seeds per configuration (default: the experiment's)")
+        ] = None,
+        steps: Annotated[
+            int | None, typer.Option(min=1, help="steps per run (default: the experiment's)")
+        ] = None,
+        out: Annotated[
+            str | None, typer.Option(help="output directory (default: results/NAME/search)")
+        ] = None,
+        seed: Annotated[int, typer.Option(min=0, help="seed of the random search")] = 0,
+        reuse_stale: Annotated[
+            bool, typer.Option(help="reuse stored searches whose provenance differs")
+        ] = False,
+        import_: Annotated[
+            list[str] | None,
+            typer.Option("--import", help="import this Python module first (repeatable)"),
+        ] = None,
+    ) -> None:
+        """Random search over an experiment's registered space; write search.jsonl and search.md with the
+        configuration each selection (train-val, leave-one-env-out, test-set oracle) picks per method."""
+        import os
+
+        from jaxirm import experiments
+        from jaxirm.experiments._store import OutLocked
+
+        _import_modules(import_)
+        try:
+            exp = experiments.get(name)
+        except KeyError as err:
+            raise typer.BadParameter(str(err.args[0]), param_hint="NAME") from err
+        out_dir = out or os.path.join("results", name, "search")
+        try:
+            experiments.search(
+                exp,
+                trials=trials,
+                methods=method or None,
+                seeds=seeds,
+                steps=steps,
+                out=out_dir,
+                seed=seed,
+                reuse_stale=reuse_stale,
+                log=lambda line: typer.echo(line, err=True),
+            )
+        except KeyError as err:
+            raise typer.BadParameter(str(err.args[0]), param_hint="--method") from err
+        except (ValueError, OutLocked, ImportError, FileNotFoundError) as err:
+            typer.echo(f"jaxirm search {name}: {err}", err=True)
+            raise typer.Exit(1) from err
+        typer.echo(open(os.path.join(out_dir, "search.md")).read())
+        typer.echo(f"results in {out_dir}/ (search.jsonl, search.md)")
 
     @app.command("list")
     def list_experiments(

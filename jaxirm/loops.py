@@ -28,12 +28,13 @@ from jax.sharding import PartitionSpec as P
 
 from jaxirm import _validation as _v
 from jaxirm.envs import _env_means, _env_sums
-from jaxirm.solvers._base import Batch, Solver, SolverState, check_hparams
+from jaxirm.selection import STEP_SELECTIONS as _STEP_SELECTIONS
+from jaxirm.solvers._base import Batch, Solver, SolverState, check_hparams, tree_where
 
 __all__ = ["FitResult", "SweepResult", "evaluate", "fit", "sweep", "SELECTIONS"]
 
-SELECTIONS = ("final", "train-val", "oracle")
-"""The model-selection rules `fit` and `sweep` report."""
+SELECTIONS = _STEP_SELECTIONS
+"""The model-selection rules `fit` and `sweep` report (names and descriptions: `jaxirm.selection`)."""
 
 
 class FitResult(NamedTuple):
@@ -50,7 +51,7 @@ class FitResult(NamedTuple):
         examples: a label without examples (a gap in the labels, or an environment one seed's data lack in
         a ``data_per_seed`` sweep) is left out, not scored as accuracy 0; ``test_env`` shows 0 for it.
       selection: ``{"final"|"train-val"|"oracle": {"step", "test_mean", "test_worst"}}`` (floats; only the
-        selections the given batches allow).
+        selections the given batches allow); ``train-val`` also keeps ``val``, the score it selected by.
       metric: ``"accuracy"`` (higher is better) or ``"mse"`` (lower is better).
     """
 
@@ -70,6 +71,8 @@ class SweepResult(NamedTuple):
       selection: ``{selection: {"step"|"test_mean"|"test_worst": [R]}}``.
       diverged: ``[R]`` bool, runs frozen at a non-finite loss, parameters or optimizer state.
       metric: ``"accuracy"`` or ``"mse"``.
+      selected_states: with ``sweep(..., keep_selected=True)``, ``{"train-val"|"oracle": stacked states}``:
+        each run's state at the step that selection picks (``oracle``: the best test mean); else None.
     """
 
     configs: list
@@ -78,6 +81,7 @@ class SweepResult(NamedTuple):
     selection: dict
     diverged: np.ndarray
     metric: str
+    selected_states: dict | None = None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -329,6 +333,7 @@ def _select(history: Mapping[str, Any], metric: str, xp=np) -> dict:
             "step": at(steps, best),
             "test_mean": at(mean, best),
             "test_worst": at(worst, best),
+            "val": at(history["val"], best),  # the validation score it was selected by
         }
     i_mean, i_worst = better(mean, axis=-1), better(worst, axis=-1)
     out["oracle"] = {
@@ -366,10 +371,11 @@ def _jitted_chunk(solver: Solver, batch_size, metric, num_test, num_val):
 
 
 def _jitted_sweep(
-    solver: Solver, batch_size, metric, num_test, num_val, num_steps, eval_every, data_per_seed
+    solver: Solver, batch_size, metric, num_test, num_val, num_steps, eval_every, data_per_seed, keep=()
 ):
     key = (
         "sweep",
+        keep,
         _solver_key(solver),
         batch_size,
         metric,
@@ -384,16 +390,35 @@ def _jitted_sweep(
     chunk = _make_chunk(solver, batch_size, metric, num_test, num_val)
     full, rest = divmod(num_steps, eval_every)
 
+    sign = -1.0 if metric == "mse" else 1.0
+    scored = {"train-val": "val", "oracle": "test_mean"}
+
+    def tracked(c, length, batch, test, val):
+        # One chunk, then the kept states: the state at the first evaluation with the best score so far
+        # (the step `_select` picks), for each selection in ``keep``.
+        inner, best = c
+        inner, record = chunk(inner, batch, test, val, length)
+        new_best = {}
+        for name, (score, kept) in best.items():
+            value = sign * record[scored[name]]
+            better = value > score
+            new_best[name] = (jnp.where(better, value, score), tree_where(better, inner[0], kept))
+        return (inner, new_best), record
+
     def one_run(seed, hparams, batch, test, val):
         k_init, k_run = jax.random.split(jax.random.key(seed))
         state = solver.init(k_init, batch, hparams)
+        best = {name: (jnp.asarray(-jnp.inf, jnp.float32), state) for name in keep}
         carry, records = jax.lax.scan(
-            lambda c, _: chunk(c, batch, test, val, eval_every), (state, k_run), None, length=full
+            lambda c, _: tracked(c, eval_every, batch, test, val), ((state, k_run), best), None, length=full
         )
         if rest:
-            carry, last = chunk(carry, batch, test, val, rest)
+            carry, last = tracked(carry, rest, batch, test, val)
             records = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b[None]]), records, last)
-        return carry[0], records
+        (final, _), best = carry
+        if keep:
+            return (final, {name: kept for name, (_, kept) in best.items()}), records
+        return final, records
 
     if data_per_seed:
         # Seeds outside, grid inside: the grid's runs share their seed's dataset, so the model's forward
@@ -552,7 +577,7 @@ def _check_stacked(solver, batch, name, stacked: bool, num_seeds: int, test: boo
     return stacked_batch, (max(nums) if test else None)
 
 
-def _grid_configs(solver: Solver, seeds, grid: Mapping[str, Sequence[float]] | None):
+def _grid_configs(solver: Solver, seeds, grid: Mapping[str, Sequence[float]] | None, points=None):
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         seeds = list(range(_check_int("seeds", seeds)))
     seeds_arr = np.asarray(seeds)
@@ -562,6 +587,10 @@ def _grid_configs(solver: Solver, seeds, grid: Mapping[str, Sequence[float]] | N
         _v.check_seed(seed, f"seeds[{i}]", upper=_v.UINT32_SEEDS)
     if grid is not None and not isinstance(grid, Mapping):
         raise TypeError(f"grid must be a dict {{name: values}}, got {type(grid).__name__}")
+    if points is not None:
+        if grid is not None:
+            raise ValueError("pass either grid or configs to sweep, not both")
+        return _point_configs(solver, seeds_arr, points)
     grid = dict(grid or {})
     names = list(grid)
     values = []
@@ -594,6 +623,28 @@ def _grid_configs(solver: Solver, seeds, grid: Mapping[str, Sequence[float]] | N
     return configs, names, math.prod(arr.size for arr in values)
 
 
+def _point_configs(solver: Solver, seeds_arr: np.ndarray, points):
+    """Runs for an explicit list of hyperparameter points (e.g. a random search), seed-major."""
+    if isinstance(points, Mapping) or not isinstance(points, Sequence) or not points:
+        raise TypeError(f"configs must be a non-empty list of dicts {{name: value}}, got {points!r}")
+    names = list(points[0]) if isinstance(points[0], Mapping) else []
+    for i, point in enumerate(points):
+        if not isinstance(point, Mapping) or sorted(point) != sorted(names):
+            raise ValueError(
+                f"configs[{i}] must be a dict with the same names as configs[0] ({names}), got {point!r}"
+            )
+        try:
+            check_hparams(solver.name, solver.defaults, point, scalar=True)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"configs[{i}]: {err}") from None
+    configs = [
+        {"seed": int(seed), **{n: float(point[n]) for n in names}}
+        for seed in seeds_arr.tolist()
+        for point in points
+    ]
+    return configs, names, len(points)
+
+
 def sweep(
     solver: Solver,
     batch: Batch,
@@ -608,6 +659,8 @@ def sweep(
     metric: str | None = None,
     mesh: jax.sharding.Mesh | None = None,
     data_per_seed: bool = False,
+    configs: Sequence[Mapping[str, float]] | None = None,
+    keep_selected: bool = False,
 ) -> SweepResult:
     """Runs seeds × a hyperparameter grid as one vmapped, jitted computation sharded over every device.
 
@@ -633,6 +686,12 @@ def sweep(
       mesh: a one-axis `jax.sharding.Mesh` named ``"sweep"``; default all devices.
       data_per_seed: the arrays of ``batch``, ``test`` and ``val`` carry a leading axis with one dataset per
         seed (in the order of ``seeds``), as the papers regenerate the data for every repeat.
+      configs: instead of a ``grid``, an explicit list of hyperparameter points ``[{name: value}, ...]``
+        (every point with the same names), e.g. from `jaxirm.search_space` ``.sample``; the runs are seeds ×
+        points, still one compile (the values are data).
+      keep_selected: also return each run's state at the ``train-val`` (with ``val``) and ``oracle`` (with
+        ``test``) selected steps (`SweepResult.selected_states`), e.g. to save them with
+        `jaxirm.checkpoint.save`; costs one extra state per selection in memory, no extra evaluation.
 
     Returns:
       A `SweepResult`.
@@ -648,7 +707,7 @@ def sweep(
     num_steps = _check_int("num_steps", num_steps)
     _check_min_steps(solver, num_steps)
     eval_every = _check_int("eval_every", eval_every)
-    configs, names, num_grid = _grid_configs(solver, seeds, grid)
+    configs, names, num_grid = _grid_configs(solver, seeds, grid, configs)
     num_seeds = len({c["seed"] for c in configs})
     batch, _ = _check_stacked(solver, batch, "batch", data_per_seed, num_seeds)
     n = batch.x.shape[1 if data_per_seed else 0]
@@ -691,10 +750,20 @@ def sweep(
     }
     hp = jax.device_put(hp, sharding)
 
+    keep = tuple(
+        name
+        for name, there in (("train-val", val is not None), ("oracle", test is not None))
+        if keep_selected and there
+    )
     run_all = _jitted_sweep(
-        solver, batch_size, metric, num_test, num_val, num_steps, eval_every, data_per_seed
+        solver, batch_size, metric, num_test, num_val, num_steps, eval_every, data_per_seed, keep
     )
     states, history = run_all(seeds_arr, data_index, hp, batch, test, val)
+    states, kept = states if keep else (states, None)
+    if kept is not None and data_per_seed:
+        kept = jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:]), kept)
+    if kept is not None:
+        kept = jax.tree_util.tree_map(lambda a: np.asarray(a)[:runs], jax.device_get(kept))
     if data_per_seed:
         flatten = lambda a: a.reshape((-1,) + a.shape[2:])  # noqa: E731
         states, history = jax.tree_util.tree_map(flatten, (states, history))
@@ -712,4 +781,5 @@ def sweep(
         selection=selection,
         diverged=np.asarray(states.diverged),
         metric=metric,
+        selected_states=kept,
     )

@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["MLP", "EnvInference", "LambdaNet", "flatten_params"]
+__all__ = ["MLP", "LinearFeatures", "EnvInference", "LambdaNet", "flatten_params"]
 
 _kernel_init = nn.initializers.xavier_uniform()
 _bias_init = nn.initializers.zeros
@@ -48,6 +48,47 @@ class MLP(nn.Module):
             x = nn.relu(nn.Dense(width, kernel_init=_kernel_init, bias_init=_bias_init)(x))
         out = nn.Dense(self.out_dim, kernel_init=_kernel_init, bias_init=_bias_init)(x)
         return out[..., 0] if self.out_dim == 1 else out
+
+
+def _identity_init(key, shape, dtype=jnp.float32):
+    del key
+    return jnp.eye(shape[0], shape[1], dtype=dtype)
+
+
+class LinearFeatures(nn.Module):
+    """The IRM paper's linear Φ for its SEM (arXiv 1907.02893, ``experiment_synthetic``): φ(x) = x·Φ.
+
+    Φ is a ``[d_in, width]`` matrix without bias (``width`` defaults to d_in: the paper's d×d), initialised to
+    the identity as the paper's code does (``identity_init=False``: Xavier-uniform). The prediction is
+    w·φ(x) with the dummy w = 1, i.e. the linear coefficients β = Φ·1.
+
+    Attributes:
+      width: number of features d (default: the input dimension).
+      identity_init: start from Φ = I (the paper's code), else Xavier-uniform.
+      sum_features: return the logit Σ_j φ_j ``[n]`` (for ERM and scalar-dummy solvers) instead of the
+        features ``[n, d]`` that ``irm(..., dummy="vector")`` needs.
+
+    Input ``[n, d_in]``; output ``[n, width]`` features, or ``[n]`` logits with ``sum_features``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> phi = LinearFeatures()
+      >>> params = phi.init(jax.random.key(0), jnp.zeros((1, 3)))
+      >>> phi.apply(params, jnp.ones((2, 3))).shape
+      (2, 3)
+    """
+
+    width: int | None = None
+    identity_init: bool = True
+    sum_features: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        width = x.shape[-1] if self.width is None else self.width
+        init = _identity_init if self.identity_init else _kernel_init
+        phi = self.param("kernel", init, (x.shape[-1], width))
+        features = x @ phi
+        return jnp.sum(features, axis=-1) if self.sum_features else features
 
 
 class EnvInference(nn.Module):

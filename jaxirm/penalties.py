@@ -8,6 +8,11 @@ With g_e = ∂R_e/∂w at w = 1 (`jaxirm.scale_grads`) and a probability measure
 * `tv_l2_split`, `tv_l1_split`: unbiased minibatch (split-batch) estimators from two halves of every
   environment (`jaxirm.split_scale_grads`).
 
+**Vector dummy.** `tv_l2` and `tv_l1` also take ``[E, d]`` gradients of a vector dummy w ∈ ℝᵈ
+(`jaxirm.feature_scale_grads`, the IRM paper's formulation, arXiv 1907.02893) and reduce each g_e by its
+Euclidean norm: Σ_e μ_e‖g_e‖² and (Σ_e μ_e‖g_e‖)². With d = 1 these are the scalar formulas. The norm's
+subgradient at g_e = 0 is 0, like |·|'s (`norm0`).
+
 ``measure=None`` is the uniform measure μ_e = 1/E over all entries, the papers' formulas. Pass
 `jaxirm.env_measure` to leave out padding environments (uniform over environments with mass) or to
 reproduce the released code (``kind="empirical"``). By Jensen, ``tv_l1 <= tv_l2`` under the same
@@ -25,7 +30,7 @@ from jax.typing import ArrayLike
 
 from jaxirm import _validation as _v
 
-__all__ = ["tv_l2", "tv_l1", "vrex", "tv_l2_split", "tv_l1_split", "abs0"]
+__all__ = ["tv_l2", "tv_l1", "vrex", "tv_l2_split", "tv_l1_split", "abs0", "norm0"]
 
 
 def abs0(x: ArrayLike) -> jax.Array:
@@ -49,6 +54,41 @@ def abs0(x: ArrayLike) -> jax.Array:
     return jax.lax.stop_gradient(jnp.sign(x)) * x
 
 
+def norm0(x: ArrayLike, axis: int = -1) -> jax.Array:
+    """Euclidean norm over ``axis`` with (sub)gradient 0 at 0, like `abs0` (``jnp.linalg.norm``'s is NaN).
+
+    Args:
+      x: array with at least one axis.
+      axis: the axis reduced.
+
+    Returns:
+      ‖x‖₂ over ``axis`` (that axis removed).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxirm.penalties import norm0
+      >>> float(norm0(jnp.array([3.0, 4.0]))), jax.grad(norm0)(jnp.zeros(2)).tolist()
+      (5.0, [0.0, 0.0])
+    """
+    x = jnp.asarray(x)
+    sq = jnp.sum(x * x, axis=axis)
+    positive = sq > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, jnp.ones_like(sq))), jnp.zeros_like(sq))
+
+
+def _grads(grads) -> jax.Array:
+    """``[E]`` (scalar dummy) or ``[E, d]`` (vector dummy) floating gradients."""
+    grads = _v.as_array("grads", grads)
+    if grads.ndim not in (1, 2) or grads.size == 0:
+        raise ValueError(
+            f"grads must have shape [E] (scalar dummy, scale_grads) or [E, d] (vector dummy, "
+            f"feature_scale_grads), got shape {grads.shape}"
+        )
+    if not jnp.issubdtype(grads.dtype, jnp.floating):
+        grads = grads.astype(jnp.result_type(float))
+    return grads
+
+
 def _measure(measure, num_envs: int, dtype) -> jax.Array:
     measure = _v.check_measure(measure, num_envs)
     if measure is None:
@@ -57,18 +97,19 @@ def _measure(measure, num_envs: int, dtype) -> jax.Array:
 
 
 def tv_l2(grads: ArrayLike, measure: ArrayLike | None = None) -> jax.Array:
-    """IRMv1 = IRM-TV-ℓ2 penalty Σ_e μ_e g_e².
+    """IRMv1 = IRM-TV-ℓ2 penalty Σ_e μ_e g_e² (vector dummy: Σ_e μ_e‖g_e‖²).
 
     Args:
-      grads: ``[E]`` dummy-scale gradients (`jaxirm.scale_grads`).
+      grads: ``[E]`` dummy-scale gradients (`jaxirm.scale_grads`) or ``[E, d]`` vector-dummy gradients
+        (`jaxirm.feature_scale_grads`).
       measure: ``[E]`` probability vector μ, or None for uniform μ_e = 1/E.
 
     Returns:
       Scalar penalty, ≥ 0.
 
     Raises:
-      ValueError: ``grads`` is not 1-D; ``measure`` is not 1-D, not of length E, or (when concrete)
-        negative.
+      ValueError: ``grads`` is neither ``[E]`` nor ``[E, d]``, or empty; ``measure`` is not 1-D, not of
+        length E, or (when concrete) negative.
       TypeError: an argument is not a numeric array.
 
     Examples:
@@ -77,24 +118,26 @@ def tv_l2(grads: ArrayLike, measure: ArrayLike | None = None) -> jax.Array:
       >>> tv_l2(jnp.array([1.0, -3.0]))
       Array(5., dtype=float32)
     """
-    grads = _v.check_vector("grads", grads)
+    grads = _grads(grads)
     mu = _measure(measure, grads.shape[0], grads.dtype)
-    return jnp.sum(mu * grads**2)
+    sq = grads**2 if grads.ndim == 1 else jnp.sum(grads**2, axis=1)
+    return jnp.sum(mu * sq)
 
 
 def tv_l1(grads: ArrayLike, measure: ArrayLike | None = None) -> jax.Array:
-    """IRM-TV-ℓ1 penalty (Σ_e μ_e |g_e|)², with the subgradient of |g| at 0 equal to 0.
+    """IRM-TV-ℓ1 penalty (Σ_e μ_e |g_e|)² (vector dummy: (Σ_e μ_e‖g_e‖)²); subgradient 0 at g_e = 0.
 
     Args:
-      grads: ``[E]`` dummy-scale gradients (`jaxirm.scale_grads`).
+      grads: ``[E]`` dummy-scale gradients (`jaxirm.scale_grads`) or ``[E, d]`` vector-dummy gradients
+        (`jaxirm.feature_scale_grads`), reduced by the Euclidean norm over d (`norm0`).
       measure: ``[E]`` probability vector μ, or None for uniform μ_e = 1/E.
 
     Returns:
       Scalar penalty, ≥ 0 and ≤ ``tv_l2(grads, measure)``.
 
     Raises:
-      ValueError: ``grads`` is not 1-D; ``measure`` is not 1-D, not of length E, or (when concrete)
-        negative.
+      ValueError: ``grads`` is neither ``[E]`` nor ``[E, d]``, or empty; ``measure`` is not 1-D, not of
+        length E, or (when concrete) negative.
       TypeError: an argument is not a numeric array.
 
     Examples:
@@ -103,9 +146,10 @@ def tv_l1(grads: ArrayLike, measure: ArrayLike | None = None) -> jax.Array:
       >>> tv_l1(jnp.array([1.0, -3.0]))  # (|1| + |-3|)^2 / 4
       Array(4., dtype=float32)
     """
-    grads = _v.check_vector("grads", grads)
+    grads = _grads(grads)
     mu = _measure(measure, grads.shape[0], grads.dtype)
-    return jnp.sum(mu * abs0(grads)) ** 2
+    size = abs0(grads) if grads.ndim == 1 else norm0(grads, axis=1)
+    return jnp.sum(mu * size) ** 2
 
 
 def vrex(risks: ArrayLike, measure: ArrayLike | None = None) -> jax.Array:

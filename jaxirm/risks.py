@@ -9,6 +9,12 @@ environment: g_e = Σ_i A_ie d_i / Σ_i A_ie. Because R_e depends on the common 
 this is exactly ∂R_e/∂w, and it costs one pass over the data plus a segment sum: O(n + E) for labels, instead
 of E full passes for a vmap over environments. Weights cost one ``[n, E]`` matrix product.
 
+**Vector dummy.** `feature_scale_grads` is the IRM paper's own formulation (arXiv 1907.02893, section 3.1
+and its synthetic code): the model outputs features φ(x) ∈ ℝᵈ of a linear head whose logit is w·φ(x) with a
+dummy vector w = 1, and g_e = ∇_w R_e ∈ ℝᵈ. The same trick applies with a per-example-per-feature dummy
+``[n, d]``: one `jax.grad` gives d_ij = ℓ'(f_i, y_i)·φ_ij, reduced per environment to ``[E, d]`` in
+O(n·d + E·d).
+
 **Sharding.** The dummy scale is derived from the data, never a Python literal: under `jax.shard_map` the
 gradient of a literal (unvarying) scale is summed across devices, which silently turns a per-shard penalty
 into a global one.
@@ -26,7 +32,7 @@ from jax.typing import ArrayLike
 from jaxirm import _validation as _v
 from jaxirm.envs import _env_means, split_halves
 
-__all__ = ["env_risks", "scale_grads", "split_scale_grads"]
+__all__ = ["env_risks", "scale_grads", "feature_scale_grads", "split_scale_grads"]
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -55,6 +61,40 @@ def _scale_derivatives(loss_fn: LossFn, logits: jax.Array, y: jax.Array) -> jax.
     """d_i = ∂ℓ(w_i f_i, y_i)/∂w_i at w_i = 1, for all i in one reverse pass."""
     dummy = jnp.ones_like(logits if logits.ndim == 1 else logits[:, 0])
     return jax.grad(lambda w: jnp.sum(_per_example_losses(loss_fn, logits, y, w)))(dummy)
+
+
+def _check_features(loss_fn, features, y, envs, num_envs):
+    kind = _v.loss_kind(loss_fn)
+    if kind == _v.MULTICLASS:
+        name = getattr(loss_fn, "__name__", "loss_fn")
+        raise ValueError(
+            f"feature_scale_grads needs a loss on one logit per example (binary or regression), got the "
+            f"multiclass loss {name}"
+        )
+    features = _v.as_array("features", features)
+    if not jnp.issubdtype(features.dtype, jnp.floating):
+        raise TypeError(f"features must be floating point, got dtype {features.dtype}")
+    if features.ndim != 2:
+        raise ValueError(
+            f"features must have shape [n, d] (the linear head's features, summed to the logit), got shape "
+            f"{features.shape}"
+        )
+    if features.shape[0] == 0 or features.shape[1] == 0:
+        raise ValueError(f"features must hold at least one example and one feature, got {features.shape}")
+    y = _v.check_targets(loss_fn, features[:, 0], y)
+    envs, num = _v.check_envs(envs, features.shape[0], num_envs)
+    return features, y, envs, num
+
+
+def _feature_scale_derivatives(loss_fn: LossFn, features: jax.Array, y: jax.Array) -> jax.Array:
+    """d_ij = ∂ℓ(Σ_k w_ik φ_ik, y_i)/∂w_ij at w = 1, ``[n, d]``, in one reverse pass."""
+    dummy = jnp.ones_like(features)  # from the data, never a literal (shard_map psum pitfall)
+
+    def total(w):
+        logits = jnp.sum(w * features, axis=1)
+        return jnp.sum(_per_example_losses(loss_fn, logits, y, 1.0))
+
+    return jax.grad(total)(dummy)
 
 
 def env_risks(
@@ -143,6 +183,54 @@ def scale_grads(
     """
     logits, y, envs, num = _check(loss_fn, logits, y, envs, num_envs)
     return _env_means(_scale_derivatives(loss_fn, logits, y), envs, num)
+
+
+def feature_scale_grads(
+    loss_fn: LossFn,
+    features: ArrayLike,
+    y: ArrayLike,
+    envs: ArrayLike,
+    num_envs: int | None = None,
+) -> jax.Array:
+    """Vector-dummy gradients g_e = ∇_w R_e(w) at w = 1 ∈ ℝᵈ, the IRM paper's formulation, in O(n·d + E·d).
+
+    The model's output features φ(x_i) ∈ ℝᵈ feed a linear head with a dummy vector w: the logit is
+    f_i = w·φ(x_i), which is Σ_j φ_ij at w = 1 (IRM paper, arXiv 1907.02893: Φ a d×d matrix, prediction
+    w·Φx). R_e(w) = Σ_i A_ie ℓ(w·φ(x_i), y_i) / Σ_i A_ie and g_ej = mean_e(ℓ'(f_i, y_i)·φ_ij). One `jax.grad`
+    over a per-example-per-feature dummy ``jnp.ones_like(features)`` gives every ∂ℓ_i/∂w_ij; a segment sum
+    (or a weight contraction) per environment follows — no vmap over environments. Summing g_e over its d
+    entries gives the scalar-dummy `scale_grads` of the logits Σ_j φ_ij.
+
+    Environments without mass get exactly 0. Differentiable in ``features`` and in soft ``envs`` weights.
+
+    Args:
+      loss_fn: per-example loss ``(logits [n], y) -> [n]`` on one logit per example (binary or regression,
+        e.g. `jaxirm.losses.squared_error`); loss i may depend on example i only.
+      features: ``[n, d]`` features φ(x) whose sum over the last axis is the logit.
+      y: ``[n]`` targets.
+      envs: ``[n]`` integer labels in ``[0, num_envs)`` or ``[n, E]`` non-negative weights.
+      num_envs: static number of environments E; required with labels.
+
+    Returns:
+      ``[E, d]`` gradients; pass them to `jaxirm.tv_l2` (Σ_e μ_e‖g_e‖²) or `jaxirm.tv_l1`
+      ((Σ_e μ_e‖g_e‖)²).
+
+    Raises:
+      TypeError: ``features`` not floating point; the other types as in `jaxirm.env_risks`.
+      ValueError: a multiclass loss; ``features`` not ``[n, d]`` or empty; ``y`` and ``envs`` as in
+        `jaxirm.env_risks`. All raised before tracing, with the argument named.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxirm
+      >>> from jaxirm.losses import squared_error
+      >>> phi = jnp.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+      >>> g = jaxirm.feature_scale_grads(squared_error, phi, jnp.zeros(3), jnp.array([0, 0, 1]), num_envs=2)
+      >>> g.tolist()  # env 0: mean of 2(f - y)·φ over its two rows; env 1: its one row
+      [[1.0, 4.0], [4.0, 4.0]]
+    """
+    features, y, envs, num = _check_features(loss_fn, features, y, envs, num_envs)
+    return _env_means(_feature_scale_derivatives(loss_fn, features, y), envs, num)
 
 
 def split_scale_grads(

@@ -213,7 +213,9 @@ def test_partial_reproduction_shows_no_verdict(tmp_path):
     exp = _tiny(methods=("IRM-TV-l1",))
     table = experiments.reproduce(exp, out=tmp_path, steps=20, plot=False)
     assert all(e["verdict_mean"].startswith("n/a") for e in table)
-    md = (tmp_path / "table.md").read_text()
+    # A partial run writes its tables in their own folder, never over the full ones.
+    assert not (tmp_path / "table.md").exists()
+    md = (tmp_path / "partial" / "steps20" / "table.md").read_text()
     assert "n/a (not the registered protocol)" in md and "verdict (worst)" in md
 
 

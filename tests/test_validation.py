@@ -276,7 +276,7 @@ CASES = [
         r"measure must be non-negative",
     ),
     # penalty inputs
-    Case("tv_l1_grads_2d", lambda g: jaxirm.tv_l1(g), (G[None],), ValueError, r"grads must have shape \[E\]"),
+    Case("tv_l1_grads_3d", lambda g: jaxirm.tv_l1(g), (G[None, None],), ValueError, r"grads must have shape"),
     Case("tv_l2_grads_0d", lambda g: jaxirm.tv_l2(g), (G[0],), ValueError, r"grads must have shape \[E\]"),
     Case(
         "vrex_risks_2d",

@@ -13,6 +13,7 @@ from jaxirm.experiments import adult as _adult  # noqa: F401  (registers "adult"
 from jaxirm.experiments import cmnist as _cmnist  # noqa: F401  (registers "cmnist")
 from jaxirm.experiments import house as _house  # noqa: F401  (registers "house")
 from jaxirm.experiments import robustness as _robustness  # noqa: F401  (registers "corrupted-env")
+from jaxirm.experiments import sem as _sem  # noqa: F401  (registers "sem")
 from jaxirm.experiments import simulation as _simulation  # noqa: F401  (registers "simulation")
 from jaxirm.experiments import user_data as _user_data  # noqa: F401  (registers "house-kc", "celeba")
 from jaxirm.experiments._registry import Experiment, Method, PaperEntry, get, names, register
@@ -21,10 +22,12 @@ from jaxirm.experiments._run import (
     read_results,
     reproduce,
     summarize,
+    table_dir,
     trajectories,
     verdict_counts,
     verdict_line,
 )
+from jaxirm.experiments._search import read_search, search
 
 __all__ = [
     "Experiment",
@@ -40,4 +43,7 @@ __all__ = [
     "trajectories",
     "verdict_counts",
     "verdict_line",
+    "table_dir",
+    "search",
+    "read_search",
 ]

@@ -24,8 +24,12 @@ def paper_methods(
     lam_hidden: int = 16,
     loss: Callable = bce_with_logits,
     eiil: bool = True,
+    lff_hparams: Mapping[str, float] | None = None,
+    tiva_hparams: Mapping[str, float] | None = None,
+    tiva_envs: int = 2,
+    tiva_hidden: int = 16,
 ) -> tuple[Method, ...]:
-    """ERM, IRM, IRM-TV-ℓ1, ZIN, Minimax-TV-ℓ1, the four OOD-TV variants and EIIL, in the paper's order.
+    """ERM, IRM, IRM-TV-ℓ1, ZIN, Minimax-TV-ℓ1, the four OOD-TV variants, EIIL, LfF and TIVA.
 
     Args:
       model: Φ (a flax module).
@@ -40,6 +44,12 @@ def paper_methods(
       lam_hidden: hidden width of the λ network of OOD-TV.
       loss: per-example loss.
       eiil: include EIIL (1000 reference + 1000 inference steps, then IRM with a 1000-step warm-up).
+      lff_hparams: hyperparameters of LfF (``lr``, ``l2``, ``q``, ``ema``); None: no LfF row (a
+        regression task, where its generalized cross-entropy is undefined).
+      tiva_hparams: hyperparameters of TIVA (``lr``, ``l2``, ``lam``, ``anneal_steps``, ``stg_reg``); None:
+        no TIVA row.
+      tiva_envs: number of environments TIVA's ρ infers.
+      tiva_hidden: hidden width of TIVA's ρ.
 
     Returns:
       The methods.
@@ -88,6 +98,17 @@ def paper_methods(
                 lambda: solvers.eiil(model, reference_steps=1000, infer_steps=1000, loss=loss),
                 {**hparams, "anneal_steps": 1000.0},
                 entry("EIIL"),
+            )
+        )
+    if lff_hparams is not None:
+        methods.append(Method("LfF", lambda: solvers.lff(model, loss=loss), lff_hparams, entry("LfF")))
+    if tiva_hparams is not None:
+        methods.append(
+            Method(
+                "TIVA",
+                lambda: solvers.tiva(model, num_envs=tiva_envs, infer_hidden=tiva_hidden, loss=loss),
+                tiva_hparams,
+                entry("TIVA"),
             )
         )
     return tuple(methods)

@@ -69,6 +69,13 @@ class Experiment:
       trajectories: training metrics (keys of the history, e.g. ``"lam"``, the effective penalty weight
         A·λ_Ψ) whose values at every evaluation are stored with each run's ``final`` row and drawn in the
         plot.
+      search_space: the hyperparameter ranges `jaxirm search` samples (a `jaxirm.search.SearchSpace`; each
+        method searches the names it registers in ``hparams``, or all its solver accepts if it registers
+        none), or None.
+      runner: an experiment with its own protocol (e.g. ``"sem"``, which scores coefficients, not test
+        predictions): `jaxirm.experiments.reproduce` calls ``runner(exp, seeds=, steps=, out=, methods=,
+        progress=, plot=, log=, on_progress=)`` instead of its own loop; it writes ``results.jsonl`` rows
+        and returns a `jaxirm.experiments.summarize` table. None: the standard loop.
     """
 
     name: str
@@ -83,6 +90,8 @@ class Experiment:
     notes: tuple[str, ...] = ()
     selections: tuple[str, ...] = ("final", "train-val", "oracle")
     trajectories: tuple[str, ...] = ()
+    search_space: Any = None
+    runner: Callable[..., list[dict]] | None = None
 
     def method(self, name: str) -> Method:
         """The method called ``name``.

@@ -13,7 +13,7 @@ from pathlib import Path
 from jaxirm.datasets import celeba_features, holdout, king_county
 from jaxirm.experiments._methods import paper_methods
 from jaxirm.experiments._registry import Experiment, register
-from jaxirm.experiments.house import HOUSE_HPARAMS
+from jaxirm.experiments.house import HOUSE_HPARAMS, HOUSE_TIVA_HPARAMS
 from jaxirm.losses import squared_error
 from jaxirm.models import MLP
 
@@ -34,6 +34,10 @@ CELEBA_FILES = (
 CELEBA_HPARAMS = {"lr": 0.005, "l2": 0.001, "lam": 10000.0, "anneal_steps": 8000.0}
 """ZIN's CelebA command (its README reports 76.29 % for ZIN): Adam lr 0.005, L2 0.001, λ 10⁴ after 8000
 warm-up steps, 8500 steps."""
+CELEBA_LFF_HPARAMS = {"lr": 0.0001, "l2": 0.001}
+"""The released LfF parameter map for CelebA (OOD-TV repository, ``EIIL&LfF_others/parameter.py``)."""
+CELEBA_TIVA_HPARAMS = {"lr": 0.0001, "l2": 0.001, "lam": 2000.0, "anneal_steps": 1000.0}
+"""The released TIVA parameter map for CelebA (``TIVA/parameter.py``)."""
 
 
 def data_dir() -> Path:
@@ -77,6 +81,7 @@ _KC_PAPER = {
     "OOD-TV-IRM-l2": (0.3549, 0.0519, 0.4772, 0.0591),
     "IRM-TV-l1": (0.4009, 0.0355, 0.5642, 0.0615),
     "OOD-TV-IRM-l1": (0.3383, 0.0303, 0.4763, 0.0428),
+    "TIVA": (0.3869, 0.0413, 0.5519, 0.0508),
 }
 
 _CELEBA_SOURCE = "Wang, Lai & Zhong 2025, Table 2 (CelebA)"
@@ -90,6 +95,8 @@ _CELEBA_PAPER = {
     "OOD-TV-IRM-l2": (0.7786, 0.0157, 0.7549, 0.0227),
     "IRM-TV-l1": (0.7751, 0.0203, 0.7461, 0.0170),
     "OOD-TV-IRM-l1": (0.7945, 0.0162, 0.7560, 0.0170),
+    "LfF": (0.6092, 0.0529, 0.5983, 0.0598),
+    "TIVA": (0.7695, 0.0199, 0.7283, 0.0209),
 }
 
 
@@ -112,6 +119,8 @@ def house_kc() -> Experiment:
         infer_envs=4,
         infer_hidden=64,
         loss=squared_error,
+        tiva_hparams=HOUSE_TIVA_HPARAMS,
+        tiva_hidden=64,
     )
     return Experiment(
         name="house-kc",
@@ -128,6 +137,9 @@ def house_kc() -> Experiment:
             "1900-1950), test 1970-2019",
             "hyperparameters: ZIN's house command for every method (Adam lr 0.005, L2 0.001, lambda 1000 "
             "after 5000 warm-up steps, 5901 steps, MLP 32 hidden, rho 64 hidden, 4 inferred environments)",
+            "TIVA: its released house-price map (Adam lr 0.004 for all three players, L2 0.001, lambda 10000 "
+            "after 500 warm-up steps, rho 64 hidden, 2 inferred environments, gate sigma 1, gate sparsity "
+            "0.001); LfF: no row, as in the paper (unstable on house price; GCE is undefined for regression)",
         ),
     )
 
@@ -149,6 +161,8 @@ def celeba() -> Experiment:
         source=_CELEBA_SOURCE,
         num_envs=2,
         infer_envs=2,
+        lff_hparams=CELEBA_LFF_HPARAMS,
+        tiva_hparams=CELEBA_TIVA_HPARAMS,
     )
     return Experiment(
         name="celeba",
@@ -163,5 +177,9 @@ def celeba() -> Experiment:
             f"data: the ZIN CelebA feature CSVs ({CELEBA_FILES[0]}, {CELEBA_FILES[1]})",
             "hyperparameters: ZIN's CelebA command for every method (Adam lr 0.005, L2 0.001, lambda 10000 "
             "after 8000 warm-up steps, 8500 steps, MLP 16 hidden)",
+            "LfF and TIVA: their released CelebA parameter maps, 8500 steps: LfF Adam lr 0.0001, L2 0.001, "
+            "GCE q 0.7, loss EMA 0.7; TIVA lr 0.0001 (all three players), L2 0.001, lambda 2000 after 1000 "
+            "warm-up steps, gate sigma 1, gate sparsity 0.001, 2 environments inferred from (1 - gates) x "
+            "[x, z]",
         ),
     )

@@ -32,6 +32,7 @@ from jaxirm.losses import bce_with_logits
 from jaxirm.models import EnvInference, LambdaNet
 from jaxirm.optim import convergent_sgd
 from jaxirm.solvers._base import (
+    DUMMIES,
     MEASURES,
     PENALTIES,
     RHO_UPDATES,
@@ -43,9 +44,23 @@ from jaxirm.solvers._base import (
     make_solver,
 )
 from jaxirm.solvers._eiil import make_eiil
+from jaxirm.solvers._lff import lff
 from jaxirm.solvers._models import ModelLike, OptimizerLike, check_optimizer, model_fns
+from jaxirm.solvers._tiva import tiva
 
-__all__ = ["Batch", "Solver", "SolverState", "erm", "irm", "minimax", "ood_tv", "eiil", "METHOD_NAMES"]
+__all__ = [
+    "Batch",
+    "Solver",
+    "SolverState",
+    "erm",
+    "irm",
+    "minimax",
+    "ood_tv",
+    "eiil",
+    "lff",
+    "tiva",
+    "METHOD_NAMES",
+]
 
 #: Paper names of the (factory, penalty) pairs.
 METHOD_NAMES = {
@@ -168,11 +183,20 @@ def irm(
     rescale: bool = True,
     split: bool = False,
     penalty_schedule: Callable | None = None,
+    dummy: str = "scalar",
 ) -> Solver:
     """IRM (= IRM-TV-ℓ2), IRM-TV-ℓ1 or VREx on known environments.
 
     loss = Σ_e μ_e R_e + l2·Σ‖θ‖² + λ_k·max(0, penalty), λ_k = 0 for k < ``anneal_steps`` and ``lam``
-    after; divided by 1 + λ_k when λ_k > 1 if ``rescale``.
+    after; divided by 1 + λ_k when λ_k > 1 if ``rescale``. With λ > 1 and ``rescale`` this is the IRM
+    paper's reg·risk + (1 − reg)·penalty with reg = 1/(1 + λ).
+
+    ``dummy="scalar"`` (IRMv1 as usually implemented) scales the logits by one dummy w, one moment condition
+    per environment. ``dummy="vector"`` is the IRM paper's formulation (arXiv 1907.02893): ``model`` outputs
+    features φ(x) ∈ ℝᵈ (e.g. `jaxirm.models.LinearFeatures`, the paper's d×d Φ for its SEM), the logit is
+    w·φ(x) with a dummy vector w = 1, and the penalties act on ∇_w R_e ∈ ℝᵈ
+    (`jaxirm.feature_scale_grads`): Σ_e μ_e‖g_e‖² or (Σ_e μ_e‖g_e‖)², d conditions per environment. The
+    solver's ``predict`` returns the logits Σ_j φ_j.
 
     Args:
       model: a flax.linen Module, a flax.nnx Module (instance, or class / partial built per seed), or
@@ -191,13 +215,16 @@ def irm(
       penalty_schedule: an optax schedule ``step -> factor`` multiplying ``lam`` (e.g.
         ``optax.linear_schedule(0.0, 1.0, 1000, transition_begin=500)`` for a ramp); it replaces the default
         step at ``anneal_steps``, and the warm-up is where it is 0.
+      dummy: ``"scalar"`` (the model outputs logits) or ``"vector"`` (the model outputs ``[n, d]`` features
+        of a linear head; a loss on one logit per example).
 
     Returns:
-      A `Solver` named after the paper's method.
+      A `Solver` named after the paper's method (``" (vector)"`` appended with the vector dummy).
 
     Raises:
-      ValueError: unknown ``penalty``/``measure``; negative or non-finite (nan, inf) hyperparameters;
-        ``split`` with ``"vrex"``.
+      ValueError: unknown ``penalty``/``measure``/``dummy``; negative or non-finite (nan, inf)
+        hyperparameters; ``split`` with ``"vrex"``; ``dummy="vector"`` with ``"vrex"`` (no dummy), with
+        ``split`` (no vector split-batch estimator yet) or with a multiclass loss.
       TypeError: ``model``/``optimizer`` of the wrong type; ``num_envs`` not an int.
     """
     init_fn, apply_fn = _model_fns(model)
@@ -207,8 +234,17 @@ def irm(
         _v.check_num_envs(num_envs)
     if split and penalty == "vrex":
         raise ValueError("split=True has no estimator for penalty='vrex'")
+    _check_choice("dummy", dummy, DUMMIES)
+    if dummy == "vector":
+        if penalty == "vrex":
+            raise ValueError("dummy='vector' needs penalty 'tv_l2' or 'tv_l1' (vrex has no dummy)")
+        if split:
+            raise ValueError("dummy='vector' has no split-batch estimator; use split=False")
+        if _v.loss_kind(loss) == _v.MULTICLASS:
+            raise ValueError("dummy='vector' needs a loss on one logit per example (binary or regression)")
+    suffix = " (vector)" if dummy == "vector" else ""
     cfg = GameConfig(
-        name=METHOD_NAMES[("irm", penalty)],
+        name=METHOD_NAMES[("irm", penalty)] + suffix,
         apply_fn=apply_fn,
         init_fn=init_fn,
         loss_fn=loss,
@@ -220,6 +256,7 @@ def irm(
         rescale=rescale,
         defaults=_defaults(lr, lam, l2, anneal_steps, optimizer),
         penalty_schedule=penalty_schedule,
+        dummy=dummy,
     )
     return make_solver(cfg)
 

@@ -237,10 +237,23 @@ class GameConfig:
     lam_optimizer: optax.GradientTransformation | None = None
     defaults: Mapping[str, float] = dataclasses.field(default_factory=dict)
     penalty_schedule: Callable | None = None  # optax schedule: step -> factor in [0, 1] multiplying lam
+    dummy: str = "scalar"  # "vector": apply_fn returns [n, d] features, logits = their sum (IRM paper's w)
 
 
-def _penalty_value(cfg: GameConfig, logits, y, envs, num_envs):
-    """(risk term, penalty) of the current model on a batch with environments ``envs``."""
+DUMMIES = ("scalar", "vector")
+
+
+def logits_of(cfg: GameConfig, outputs: jax.Array) -> jax.Array:
+    """The logits of the model's outputs: the outputs, or the sum of the features with a vector dummy."""
+    return jnp.sum(outputs, axis=-1) if cfg.dummy == "vector" else outputs
+
+
+def _penalty_value(cfg: GameConfig, outputs, y, envs, num_envs):
+    """(risk term, penalty) of the current model on a batch with environments ``envs``.
+
+    ``outputs`` are the model's logits, or its ``[n, d]`` features with a vector dummy.
+    """
+    logits = logits_of(cfg, outputs)
     kind = cfg.measure
     mu = _envs.env_measure(envs, num_envs, kind=kind)
     risks = _risks.env_risks(cfg.loss_fn, logits, y, envs, num_envs)
@@ -256,7 +269,10 @@ def _penalty_value(cfg: GameConfig, logits, y, envs, num_envs):
         split = _risks.split_scale_grads(cfg.loss_fn, logits, y, envs, num_envs)
         pen = (_pen.tv_l1_split if cfg.penalty == "tv_l1" else _pen.tv_l2_split)(split, mu)
     else:
-        g = _risks.scale_grads(cfg.loss_fn, logits, y, envs, num_envs)
+        if cfg.dummy == "vector":  # [E, d]: the IRM paper's vector dummy w
+            g = _risks.feature_scale_grads(cfg.loss_fn, outputs, y, envs, num_envs)
+        else:
+            g = _risks.scale_grads(cfg.loss_fn, logits, y, envs, num_envs)
         pen = (_pen.tv_l1 if cfg.penalty == "tv_l1" else _pen.tv_l2)(g, mu)
     return risk, pen
 
@@ -324,15 +340,15 @@ def make_solver(cfg: GameConfig) -> Solver:
         return weight
 
     def primal_objective(params, state, batch):
-        logits = cfg.apply_fn(params, batch.x)
+        outputs = cfg.apply_fn(params, batch.x)
         reg = l2_norm_sq(params)
         if cfg.penalty is None:
-            risk = jnp.mean(cfg.loss_fn(logits, batch.y))
+            risk = jnp.mean(cfg.loss_fn(logits_of(cfg, outputs), batch.y))
             pen = jnp.zeros(())
             weight = jnp.zeros(())
         else:
             envs, num = envs_of(state.dual_params, state.aux, batch)
-            risk, pen = _penalty_value(cfg, logits, batch.y, envs, num)
+            risk, pen = _penalty_value(cfg, outputs, batch.y, envs, num)
             weight = penalty_weight(state, params, state.dual_params.get("psi"))
         loss = risk + state.hparams["l2"] * reg + weight * jnp.maximum(pen, 0.0)
         if cfg.rescale:
@@ -346,9 +362,9 @@ def make_solver(cfg: GameConfig) -> Solver:
         The warm-up gate multiplies the primal objective only; when the dual players move is set by their
         schedules (``rho_updates``; Ψ after the warm-up), so ρ can ascend during the warm-up as in ZIN.
         """
-        logits = cfg.apply_fn(params, batch.x)
+        outputs = cfg.apply_fn(params, batch.x)
         envs, num = envs_of(dual, state.aux, batch)
-        _, pen = _penalty_value(cfg, logits, batch.y, envs, num)
+        _, pen = _penalty_value(cfg, outputs, batch.y, envs, num)
         pen = jnp.maximum(pen, 0.0)
         if cfg.lam_net is not None:
             return state.hparams["lam"] * cfg.lam_net.apply(dual["psi"], flatten_params(params)) * pen
@@ -387,7 +403,7 @@ def make_solver(cfg: GameConfig) -> Solver:
         return new_state, metrics
 
     def predict(state: SolverState, x: jax.Array) -> jax.Array:
-        return cfg.apply_fn(state.params, x)
+        return logits_of(cfg, cfg.apply_fn(state.params, x))
 
     return Solver(
         init=init,
