@@ -226,11 +226,12 @@ def _app():
         tables = experiments.table_dir(
             exp, out_dir, seeds=seeds, steps=steps, methods=method or None, overrides=overrides
         )
-        where = "" if str(tables) == str(out_dir) else f"; tables of this partial run in {tables}/"
-        typer.echo(
-            f"results in {out_dir}/ (results.jsonl, table.csv, table.md{', plot.png' if plot else ''}"
-            f"{where}); {time.perf_counter() - start:.1f} s"
-        )
+        files = f"table.csv, table.md{', plot.png' if plot else ''}"
+        if str(tables) == str(out_dir):
+            where = f"results in {out_dir}/ (results.jsonl, {files})"
+        else:  # a partial run never overwrites the registered protocol's tables
+            where = f"results in {out_dir}/results.jsonl; this partial run's tables in {tables}/ ({files})"
+        typer.echo(f"{where}; {time.perf_counter() - start:.1f} s")
 
     @app.command("search")
     def search_cmd(
