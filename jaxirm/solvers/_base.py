@@ -96,6 +96,19 @@ def tree_where(cond: jax.Array, new: PyTree, old: PyTree) -> PyTree:
     return jax.tree_util.tree_map(lambda a, b: jnp.where(cond, a, b), new, old)
 
 
+def freeze_if_nonfinite(state: SolverState, proposal: SolverState, *values: jax.Array) -> SolverState:
+    """The divergence guard every solver's step ends with.
+
+    Returns ``proposal`` when it is finite — its parameters, optimizer states (Adam's second moment can
+    overflow to inf while the loss stays finite, zeroing every update), dual players and ``aux`` — and so
+    are ``values`` (the step's loss terms); otherwise, or once the run has diverged, the last finite
+    ``state``, flagged. The step counter advances either way.
+    """
+    parts = (proposal.params, proposal.opt_state, proposal.dual_params, proposal.dual_opt_state, proposal.aux)
+    ok = all_finite((parts, values)) & ~state.diverged
+    return tree_where(ok, proposal, state)._replace(step=state.step + 1, diverged=state.diverged | ~ok)
+
+
 def all_finite(tree: PyTree) -> jax.Array:
     """True when every floating leaf of ``tree`` is finite.
 
@@ -391,13 +404,9 @@ def make_solver(cfg: GameConfig) -> Solver:
                 dual["psi"] = tree_where(~warm, optax.apply_updates(dual["psi"], upd), dual["psi"])
                 dual_opt["psi"] = tree_where(~warm, new_opt, dual_opt["psi"])
         proposal = state._replace(
-            step=state.step + 1, params=params, opt_state=opt_state, dual_params=dual, dual_opt_state=dual_opt
+            params=params, opt_state=opt_state, dual_params=dual, dual_opt_state=dual_opt
         )
-        # The optimizer states too: Adam's second moment can overflow to inf while the loss stays finite,
-        # which zeroes every update and would freeze the run without a flag.
-        ok = jnp.isfinite(metrics["loss"]) & all_finite((params, opt_state, dual, dual_opt)) & ~state.diverged
-        new_state = tree_where(ok, proposal, state)
-        new_state = new_state._replace(step=state.step + 1, diverged=state.diverged | ~ok)
+        new_state = freeze_if_nonfinite(state, proposal, metrics["loss"])
         metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
         metrics["diverged"] = new_state.diverged
         return new_state, metrics

@@ -13,7 +13,7 @@ import optax
 
 from jaxirm import envs as _envs
 from jaxirm import risks as _risks
-from jaxirm.solvers._base import Batch, Solver, SolverState, all_finite, tree_where
+from jaxirm.solvers._base import Batch, Solver, SolverState, freeze_if_nonfinite
 
 
 def make_eiil(
@@ -89,12 +89,7 @@ def make_eiil(
     def step(state: SolverState, batch: Batch) -> tuple[SolverState, dict]:
         phase = jnp.where(state.step < reference_steps, 0, jnp.where(state.step < offset, 1, 2))
         proposal, loss, pen = jax.lax.switch(phase, (reference_phase, infer_phase, irm_phase), state, batch)
-        states = (proposal.params, proposal.opt_state, proposal.dual_params, proposal.dual_opt_state)
-        ok = jnp.isfinite(loss) & jnp.isfinite(pen) & all_finite(states)
-        ok = ok & ~state.diverged
-        new_state = tree_where(ok, proposal, state)._replace(
-            step=state.step + 1, diverged=state.diverged | ~ok
-        )
+        new_state = freeze_if_nonfinite(state, proposal, loss, pen)
         metrics = {
             "loss": loss.astype(jnp.float32),
             "penalty": pen.astype(jnp.float32),

@@ -30,11 +30,10 @@ from jaxirm.solvers._base import (
     Batch,
     Solver,
     SolverState,
-    all_finite,
     check_hparams,
+    freeze_if_nonfinite,
     l2_norm_sq,
     set_learning_rate,
-    tree_where,
 )
 from jaxirm.solvers._models import ModelLike, OptimizerLike
 
@@ -182,11 +181,7 @@ def make_lff(
             aux={"ema_b": ema_b, "ema_d": ema_d},
         )
         loss = loss_d + loss_b
-        ok = jnp.isfinite(loss) & all_finite((params, opt_state, bias, bias_opt, ema_b, ema_d))
-        ok = ok & ~state.diverged
-        new_state = tree_where(ok, proposal, state)._replace(
-            step=state.step + 1, diverged=state.diverged | ~ok
-        )
+        new_state = freeze_if_nonfinite(state, proposal, loss)
         metrics = {
             "loss": loss.astype(jnp.float32),
             "risk": risk_d.astype(jnp.float32),

@@ -34,8 +34,8 @@ from jaxirm.solvers._base import (
     Batch,
     Solver,
     SolverState,
-    all_finite,
     check_hparams,
+    freeze_if_nonfinite,
     l2_norm_sq,
     set_learning_rate,
     tree_where,
@@ -205,10 +205,7 @@ def make_tiva(
         proposal = state._replace(
             params=params, opt_state=opt_state, dual_params=dual_params, dual_opt_state=dual_opt
         )
-        ok = jnp.isfinite(loss) & all_finite((params, opt_state, dual_params, dual_opt)) & ~state.diverged
-        new_state = tree_where(ok, proposal, state)._replace(
-            step=state.step + 1, diverged=state.diverged | ~ok
-        )
+        new_state = freeze_if_nonfinite(state, proposal, loss)
         envs = infer.apply(rho, rho_input)
         metrics = {
             "loss": loss,
