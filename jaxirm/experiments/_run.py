@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -353,6 +353,41 @@ def _write_tables(
     return text
 
 
+def _progress_log(log: Any, progress: bool | None) -> Any:
+    """``log``, else a printer to stderr when progress is shown (default: on an interactive terminal without
+    ``CI``), else a no-op."""
+    if log is not None:
+        return log
+    show = sys.stderr.isatty() and not os.environ.get("CI") if progress is None else progress
+    return (lambda line: print(line, file=sys.stderr, flush=True)) if show else (lambda line: None)
+
+
+def _check_steps(exp: Experiment, solvers: Mapping[str, Any], num_steps: int) -> None:
+    """Refuses a run too short for a method (EIIL trains Φ only after its reference and inference phases)
+    before anything is loaded or compiled."""
+    for name, solver in solvers.items():
+        need = int(getattr(solver, "min_steps", 1))
+        if num_steps < need:
+            raise ValueError(
+                f"steps must be >= {need} for method {name!r} of {exp.name!r} (its first {need - 1} steps "
+                f"do not train the model itself), got steps={num_steps}"
+            )
+
+
+def _is_current(exp: Experiment, num_steps: int, hparams: Mapping[str, dict]) -> Callable[[dict], bool]:
+    """Whether a row counts for this run: experiment, steps and the method's hyperparameters all match, so
+    changing a method's hyperparameters and rerunning into the same directory recomputes it."""
+
+    def current(row: dict) -> bool:
+        return (
+            row.get("experiment") == exp.name
+            and row.get("steps") == num_steps
+            and row.get("hparams") == hparams.get(row.get("method"))
+        )
+
+    return current
+
+
 def _overridden(exp: Experiment, chosen, solvers: dict, overrides: Mapping[str, float] | None) -> dict:
     """Each chosen method's hyperparameters with ``overrides`` applied where its solver accepts the name."""
     hparams = {m.name: _jsonable(m.hparams) for m in exp.methods}
@@ -503,32 +538,13 @@ def reproduce(
     chosen = exp.methods if methods is None else tuple(exp.method(m) for m in methods)
     out = check_out_dir(out)
     path = out / RESULTS
-    if log is None:
-        show = sys.stderr.isatty() and not os.environ.get("CI") if progress is None else progress
-        log = (lambda line: print(line, file=sys.stderr, flush=True)) if show else (lambda line: None)
-
-    # Refuse a run too short for a method (EIIL trains Φ only after its reference and inference phases)
-    # before anything is loaded or compiled.
+    log = _progress_log(log, progress)
     solvers = {m.name: m.build() for m in chosen}
-    for name, solver in solvers.items():
-        need = int(getattr(solver, "min_steps", 1))
-        if num_steps < need:
-            raise ValueError(
-                f"steps must be >= {need} for method {name!r} of {exp.name!r} (its first {need - 1} steps "
-                f"do not train the model itself), got steps={num_steps}"
-            )
+    _check_steps(exp, solvers, num_steps)
     hparams = _overridden(exp, chosen, solvers, overrides)
     eval_every = min(exp.eval_every, num_steps)
     tables = table_dir(exp, out, seeds=num_seeds, steps=num_steps, methods=methods, overrides=overrides)
-
-    def current(row: dict) -> bool:
-        # A row counts for this run only if experiment, steps and the method's hyperparameters all match:
-        # changing a method's hyperparameters and rerunning into the same directory recomputes it.
-        return (
-            row.get("experiment") == exp.name
-            and row.get("steps") == num_steps
-            and row.get("hparams") == hparams.get(row.get("method"))
-        )
+    current = _is_current(exp, num_steps, hparams)
 
     with lock(out):
         existing = read_results(out)  # raises on a malformed row before anything is computed

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -13,7 +12,14 @@ from typing import Any
 import numpy as np
 
 from jaxirm.experiments._registry import Experiment, get
-from jaxirm.experiments._run import _batch, _jsonable, _method_config, check_out_dir
+from jaxirm.experiments._run import (
+    _batch,
+    _check_steps,
+    _jsonable,
+    _method_config,
+    _progress_log,
+    check_out_dir,
+)
 from jaxirm.experiments._store import append_rows, complete_sets, drop_torn_tail, lock
 from jaxirm.loops import sweep
 from jaxirm.provenance import fingerprint, provenance, stale_reasons
@@ -104,13 +110,9 @@ def search(
     chosen = exp.methods if methods is None else tuple(exp.method(m) for m in methods)
     out = check_out_dir(Path("results") / exp.name / "search" if out is None else out)
     path = out / SEARCH
-    if log is None:
-        show = sys.stderr.isatty() and not os.environ.get("CI")
-        log = (lambda line: print(line, file=sys.stderr, flush=True)) if show else (lambda line: None)
+    log = _progress_log(log, None)
     solvers = {m.name: m.build() for m in chosen}
-    for name, solver in solvers.items():
-        if num_steps < solver.min_steps:
-            raise ValueError(f"steps must be >= {solver.min_steps} for method {name!r}, got {num_steps}")
+    _check_steps(exp, solvers, num_steps)
     eval_every = min(exp.eval_every, num_steps)
     settings = {"trials": trials, "seeds": num_seeds, "steps": num_steps, "search_seed": int(seed)}
     written = []

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -227,7 +226,13 @@ def run_sem(
       ValueError: ``seeds``/``steps`` < 1, ``checkpoints``, an unknown override, or ``out`` not writable.
       KeyError: an unknown method name.
     """
-    from jaxirm.experiments._run import check_out_dir, read_results, table_dir
+    from jaxirm.experiments._run import (
+        _is_current,
+        _progress_log,
+        check_out_dir,
+        read_results,
+        table_dir,
+    )
     from jaxirm.experiments._store import append_rows, lock
     from jaxirm.loops import sweep
 
@@ -250,17 +255,9 @@ def run_sem(
         raise ValueError(f"overrides: no sem method takes {sorted(unknown)}")
     out = check_out_dir(out)
     path = out / "results.jsonl"
-    if log is None:
-        show = sys.stderr.isatty() and not os.environ.get("CI") if progress is None else progress
-        log = (lambda line: print(line, file=sys.stderr, flush=True)) if show else (lambda line: None)
+    log = _progress_log(log, progress)
     tick = on_progress or (lambda method, done, total: None)
-
-    def current(row: dict) -> bool:
-        return (
-            row.get("experiment") == exp.name
-            and row.get("steps") == num_steps
-            and row.get("hparams") == hparams.get(row.get("method"))
-        )
+    current = _is_current(exp, num_steps, hparams)
 
     with lock(out):
         done = {(r["method"], r["seed"]) for r in read_results(out) if current(r)}
