@@ -195,7 +195,7 @@ def test_paper_verdict_only_for_the_registered_protocol():
     # Two of the three registered seeds: no verdict.
     (entry,) = experiments.summarize(exp, _rows([(0.79, 0.69), (0.79, 0.69)]))
     assert entry["registered"] is False
-    assert entry["verdict_mean"] == entry["verdict_worst"] == experiments._run.NOT_REGISTERED
+    assert entry["verdict_mean"] == entry["verdict_worst"] == experiments._tables.NOT_REGISTERED
     # Every seed, but another number of steps: no verdict.
     (entry,) = experiments.summarize(exp, _rows([(0.79, 0.69)] * 3, steps=2))
     assert entry["verdict_mean"].startswith("n/a")

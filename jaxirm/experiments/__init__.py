@@ -17,17 +17,9 @@ from jaxirm.experiments import sem as _sem  # noqa: F401  (registers "sem")
 from jaxirm.experiments import simulation as _simulation  # noqa: F401  (registers "simulation")
 from jaxirm.experiments import user_data as _user_data  # noqa: F401  (registers "house-kc", "celeba")
 from jaxirm.experiments._registry import Experiment, Method, PaperEntry, get, names, register
-from jaxirm.experiments._run import (
-    format_table,
-    read_results,
-    reproduce,
-    summarize,
-    table_dir,
-    trajectories,
-    verdict_counts,
-    verdict_line,
-)
+from jaxirm.experiments._run import read_results, reproduce, table_dir
 from jaxirm.experiments._search import read_search, search
+from jaxirm.experiments._tables import format_table, summarize, trajectories, verdict_counts, verdict_line
 
 __all__ = [
     "Experiment",
