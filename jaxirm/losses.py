@@ -11,13 +11,12 @@ A loss passed to `jaxirm.env_risks` / `jaxirm.scale_grads` must be *per-example*
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxirm import _validation as _v
+from jaxirm._types import LossFn
 
 __all__ = [
     "bce_with_logits",
@@ -26,7 +25,6 @@ __all__ = [
     "scale_derivative",
 ]
 
-LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 def _tag(kind: str):

@@ -22,19 +22,17 @@ into a global one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
 from jaxirm import _validation as _v
+from jaxirm._types import LossFn
 from jaxirm.envs import _env_means, split_halves
 
 __all__ = ["env_risks", "scale_grads", "feature_scale_grads", "split_scale_grads"]
 
-LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 def _check(loss_fn, logits, y, envs, num_envs):

@@ -5,7 +5,7 @@ The real-data loaders read files that optional packages bundle or that the user 
 install when its files are missing.
 """
 
-from jaxirm.datasets._io import holdout
+from jaxirm.datasets._base import holdout, to_batch
 from jaxirm.datasets.adult import ADULT_SUBGROUPS, adult
 from jaxirm.datasets.celeba import celeba_features
 from jaxirm.datasets.house import AMES_FEATURES, AMES_SPLITS, KC_FEATURES, KC_SPLITS, ames, king_county
@@ -58,6 +58,7 @@ __all__ = [
     "LANDCOVER_CHANNELS",
     "AFRICA_BOX",
     "holdout",
+    "to_batch",
     "adult",
     "ADULT_SUBGROUPS",
     "king_county",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from jaxirm import _validation as _v
-from jaxirm.datasets.synthetic import EnvData
+from jaxirm.datasets._base import holdout
 
 __all__ = ["holdout"]
 
@@ -261,81 +260,3 @@ def renumber(values: np.ndarray) -> tuple[np.ndarray, int]:
     """Maps arbitrary labels to int32 ``0..k-1`` in sorted order; returns the labels and k."""
     uniq, inv = np.unique(values, return_inverse=True)
     return inv.astype(np.int32).reshape(-1), len(uniq)
-
-
-def holdout(data: EnvData, fraction: float, seed: int) -> tuple[EnvData, EnvData]:
-    """Holds out a seeded fraction of every environment's rows (training-environment validation).
-
-    For "train-val" model selection (DomainBed's training-domain validation): each environment's rows are
-    split at random into a kept part and a held-out part of ``round(fraction · n_e)`` rows, so both parts keep
-    every environment and its proportions. Rows keep their original order within each part; ``num_envs`` is
-    unchanged. Environments with no rows stay empty on both sides.
-
-    Args:
-      data: the `EnvData` to split (x ``[n, d]``, y ``[n]``, envs ``[n]``, z ``[n, k]``).
-      fraction: the held-out fraction, strictly between 0 and 1.
-      seed: seed of the numpy generator (the split is a function of it).
-
-    Returns:
-      ``(rest, held_out)``, two `EnvData` whose rows partition ``data``'s rows.
-
-    Raises:
-      TypeError: ``data`` is not an `EnvData`, or ``fraction``/``seed`` have the wrong type.
-      ValueError: ``fraction`` outside (0, 1), ``envs`` outside ``[0, num_envs)``, or an environment that
-        would keep no row on one side (too few rows for this fraction).
-
-    Examples:
-      >>> import numpy as np
-      >>> from jaxirm.datasets import logit_z
-      >>> train, _ = logit_z(0, n_train=100, n_test=8)
-      >>> rest, val = holdout(train, 0.2, seed=0)
-      >>> rest.x.shape, val.x.shape, np.bincount(val.envs).tolist()
-      ((80, 10), (20, 10), [10, 10])
-    """
-    if not isinstance(data, EnvData):
-        raise TypeError(f"data must be an EnvData, got {type(data).__name__}")
-    fraction = check_fraction(fraction, "fraction")
-    seed = check_seed(seed)
-    envs = np.asarray(data.envs)
-    if envs.ndim != 1 or envs.shape[0] != np.asarray(data.x).shape[0]:
-        raise ValueError(f"data.envs must have shape [n] matching data.x, got {envs.shape}")
-    if envs.size and (envs.min() < 0 or envs.max() >= data.num_envs):
-        raise ValueError(f"data.envs must lie in [0, num_envs) = [0, {data.num_envs})")
-    rng = np.random.default_rng(seed)
-    held = np.zeros(envs.shape[0], dtype=bool)
-    for e in range(data.num_envs):
-        rows = np.flatnonzero(envs == e)
-        if rows.size == 0:
-            continue
-        n_held = int(math.floor(fraction * rows.size + 0.5))
-        if n_held < 1 or n_held > rows.size - 1:
-            raise ValueError(
-                f"environment {e} has {rows.size} rows: holding out fraction {fraction} leaves "
-                f"{n_held} held-out and {rows.size - n_held} kept; each side needs at least one row"
-            )
-        held[rng.permutation(rows)[:n_held]] = True
-
-    def take(mask: np.ndarray) -> EnvData:
-        return EnvData(
-            x=np.asarray(data.x)[mask],
-            y=np.asarray(data.y)[mask],
-            envs=envs[mask],
-            z=np.asarray(data.z)[mask],
-            num_envs=data.num_envs,
-        )
-
-    return take(~held), take(held)
-
-
-def env_data(x: np.ndarray, y: np.ndarray, envs: np.ndarray, z: np.ndarray, num_envs: int) -> EnvData:
-    """An `EnvData` with the documented dtypes (float32 x/y/z, int32 envs, 2-D z)."""
-    z = np.asarray(z, dtype=np.float32)
-    if z.ndim == 1:
-        z = z[:, None]
-    return EnvData(
-        x=np.ascontiguousarray(x, dtype=np.float32),
-        y=np.ascontiguousarray(y, dtype=np.float32).reshape(-1),
-        envs=np.ascontiguousarray(envs, dtype=np.int32).reshape(-1),
-        z=np.ascontiguousarray(z),
-        num_envs=int(num_envs),
-    )

@@ -14,16 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from jaxirm.datasets._base import EnvData, env_data
 from jaxirm.datasets._io import (
     check_fraction,
     check_path,
     check_seed,
-    env_data,
     package_file,
     read_csv,
     standardize,
 )
-from jaxirm.datasets.synthetic import EnvData
 
 __all__ = ["adult", "ADULT_COLUMNS", "ADULT_INTEGER_COLUMNS", "ADULT_CATEGORICAL_COLUMNS", "ADULT_SUBGROUPS"]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxirm.datasets._io import check_choice, check_path, env_data, read_csv, read_header, renumber
-from jaxirm.datasets.synthetic import EnvData
+from jaxirm.datasets._base import EnvData, env_data
+from jaxirm.datasets._io import check_choice, check_path, read_csv, read_header, renumber
 
 __all__ = ["celeba_features"]
 

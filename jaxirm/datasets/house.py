@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from jaxirm.datasets._io import check_choice, check_path, env_data, read_csv, standardize
-from jaxirm.datasets.synthetic import EnvData
+from jaxirm.datasets._base import EnvData, env_data
+from jaxirm.datasets._io import check_choice, check_path, read_csv, standardize
 
 __all__ = [
     "king_county",

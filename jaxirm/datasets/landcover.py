@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxirm.datasets._base import EnvData
 from jaxirm.datasets._io import check_seed, standardize
-from jaxirm.datasets.synthetic import EnvData
 
 __all__ = [
     "AFRICA_BOX",

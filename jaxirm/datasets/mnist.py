@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxirm.datasets._base import EnvData
 from jaxirm.datasets._io import check_seed, package_file
-from jaxirm.datasets.synthetic import EnvData
 
 __all__ = [
     "COLORED_MNIST_CHANCE",

@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jaxirm import _validation as _v
+from jaxirm.datasets._base import EnvData
 
 __all__ = [
     "EnvData",
@@ -20,24 +21,6 @@ __all__ = [
     "logit_z",
     "sem_errors",
 ]
-
-
-class EnvData(NamedTuple):
-    """Examples with their environment labels and auxiliary variable.
-
-    Attributes:
-      x: ``[n, d]`` float32 features.
-      y: ``[n]`` float32 binary labels in {0, 1} (or real targets for regression data).
-      envs: ``[n]`` int32 environment labels in ``[0, num_envs)``.
-      z: ``[n, k]`` float32 auxiliary variables for environment inference (e.g. time).
-      num_envs: number of environments.
-    """
-
-    x: np.ndarray
-    y: np.ndarray
-    envs: np.ndarray
-    z: np.ndarray
-    num_envs: int
 
 
 def invariant_ceiling(noise_ratio: float = 0.1, dim_inv: int = 5) -> float:

@@ -14,25 +14,8 @@ import optax
 from jaxirm import envs as _envs
 from jaxirm import penalties as _pen
 from jaxirm import risks as _risks
+from jaxirm._types import Batch, PyTree
 from jaxirm.models import flatten_params
-
-PyTree = Any
-
-
-class Batch(NamedTuple):
-    """A (full or mini) batch of training data.
-
-    Attributes:
-      x: ``[n, ...]`` inputs.
-      y: ``[n]`` targets.
-      envs: ``[n]`` int environment labels or ``[n, E]`` weights (may be None for solvers that infer them).
-      z: ``[n, k]`` auxiliary variables for environment inference, or None.
-    """
-
-    x: jax.Array
-    y: jax.Array
-    envs: jax.Array | None = None
-    z: jax.Array | None = None
 
 
 class SolverState(NamedTuple):

@@ -1,4 +1,4 @@
-"""Argument checks for the public boundary (private).
+"""Checks of array arguments: logits, targets, environment labels and weights, measures (private).
 
 Every check here runs in Python on static information (shapes, dtypes, Python values) so it fires *before*
 tracing, also when the public function is called inside `jax.jit`. Checks on values (label ranges, signs of
@@ -12,6 +12,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxirm._validation._scalars import check_int
 
 #: Loss kinds understood by the validators; set as the ``kind`` attribute of the built-in losses.
 BINARY = "binary"
@@ -100,14 +102,8 @@ def check_targets(loss_fn: Any, logits: jax.Array, y: Any) -> jax.Array:
 
 def check_num_envs(num_envs: Any) -> int:
     """A positive Python int, or a `ValueError`/`TypeError` naming ``num_envs``."""
-    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
-        raise TypeError(
-            f"num_envs must be a static Python int, got {type(num_envs).__name__}; "
-            "under jit mark it static (static_argnames) or close over it"
-        )
-    if num_envs < 1:
-        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-    return int(num_envs)
+    what = "a static Python int (under jit mark it static (static_argnames) or close over it);"
+    return check_int("num_envs", num_envs, 1, what=what)
 
 
 def check_envs(envs: Any, n: int | None, num_envs: Any) -> tuple[jax.Array, int]:
@@ -198,44 +194,3 @@ def check_split(name: str, x: Any) -> jax.Array:
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
     return x
-
-
-def check_int(name: str, value: Any, minimum: int | None = None) -> int:
-    """A Python or numpy integer (not a bool) ``>= minimum``, else a `TypeError`/`ValueError` naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-#: Seeds of `jax.random.key` in a sweep travel as uint32: they must lie in [0, 2**32).
-UINT32_SEEDS = 2**32
-
-
-def check_seed(seed: Any, name: str = "seed", *, upper: int | None = None) -> int:
-    """A non-negative integer seed (below ``upper`` when given), else a `TypeError`/`ValueError` naming it.
-
-    numpy's generators take any non-negative int; the seeds of a `jaxirm.sweep` travel as uint32, so it
-    passes ``upper=2**32``.
-    """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"{name} must be a non-negative int, got {type(seed).__name__} {seed!r}")
-    if seed < 0 or (upper is not None and seed >= upper):
-        bound = "" if upper is None else f" and < 2**{upper.bit_length() - 1}"
-        raise ValueError(f"{name} must be >= 0{bound}, got {seed}")
-    return int(seed)
-
-
-def check_key(key: Any, name: str = "key") -> jax.Array:
-    """A JAX PRNG key: a typed key from `jax.random.key` (shape ``()``) or a raw uint32 key from
-    `jax.random.PRNGKey`; else a `TypeError` naming the argument (before JAX's internal message)."""
-    if isinstance(key, (jax.Array, np.ndarray)):
-        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
-            return key
-        if key.dtype == np.uint32 and key.ndim == 1:
-            return key
-        what = f"an array of dtype {key.dtype} and shape {key.shape}"
-    else:
-        what = f"{type(key).__name__} {key!r}"
-    raise TypeError(f"{name} must be one PRNG key, e.g. jax.random.key(0), got {what}")
