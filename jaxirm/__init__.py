@@ -7,8 +7,9 @@ IRMv1 = TV-ℓ2 (`tv_l2`), IRM-TV-ℓ1 (`tv_l1`), V-REx (`vrex`) and split-batch
 
 from jaxirm import checkpoint, envs, losses, penalties, provenance, risks, search, selection
 from jaxirm.checkpoint import load
-from jaxirm.envs import env_mask, env_mass, env_measure, one_hot, split_halves
-from jaxirm.loops import FitResult, SweepResult, evaluate, fit, sweep
+from jaxirm._types import Batch
+from jaxirm.envs import env_mask, env_mass, env_means, env_measure, one_hot, split_halves
+from jaxirm.loops import FitResult, SweepResult, evaluate, fit, run, sweep
 from jaxirm.penalties import tv_l1, tv_l1_split, tv_l2, tv_l2_split, vrex
 from jaxirm.risks import env_risks, feature_scale_grads, scale_grads, split_scale_grads
 from jaxirm.search import choice, log_uniform, search_space, uniform
@@ -27,6 +28,7 @@ __all__ = [
     "split_scale_grads",
     "env_measure",
     "env_mass",
+    "env_means",
     "env_mask",
     "one_hot",
     "split_halves",
@@ -35,7 +37,9 @@ __all__ = [
     "vrex",
     "tv_l2_split",
     "tv_l1_split",
+    "Batch",
     "fit",
+    "run",
     "sweep",
     "evaluate",
     "FitResult",

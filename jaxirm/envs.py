@@ -21,7 +21,7 @@ from jax.typing import ArrayLike
 
 from jaxirm import _validation as _v
 
-__all__ = ["one_hot", "env_mass", "env_mask", "env_measure", "split_halves", "MEASURE_KINDS"]
+__all__ = ["one_hot", "env_mass", "env_means", "env_mask", "env_measure", "split_halves", "MEASURE_KINDS"]
 
 MEASURE_KINDS = ("uniform", "empirical")
 """The measure kinds `env_measure` builds."""
@@ -123,6 +123,34 @@ def env_mass(envs: ArrayLike, num_envs: int | None = None) -> jax.Array:
     envs, num = _v.check_envs(envs, None, num_envs)
     dtype = envs.dtype if envs.ndim == 2 else jnp.result_type(float)
     return _env_sums(jnp.ones(envs.shape[:1], dtype), envs, num).astype(dtype)
+
+
+def env_means(values: ArrayLike, envs: ArrayLike, num_envs: int | None = None) -> jax.Array:
+    """The mean of ``values`` in every environment, Σ_i A_ie v_i / m_e; 0 for an environment without mass.
+
+    Args:
+      values: ``[n]`` or ``[n, k]`` per-example values (e.g. losses, correct predictions).
+      envs: ``[n]`` integer labels (with ``num_envs``) or ``[n, E]`` non-negative weights.
+      num_envs: static number of environments; required with labels.
+
+    Returns:
+      ``[E]`` (or ``[E, k]``) means in the dtype of ``values``, accumulated in float32 or wider.
+
+    Raises:
+      ValueError: see `env_measure`; ``values`` without a leading axis of n.
+      TypeError: see `env_measure`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxirm.envs import env_means
+      >>> env_means(jnp.array([1.0, 0.0, 1.0]), jnp.array([0, 0, 1]), num_envs=3)
+      Array([0.5, 1. , 0. ], dtype=float32)
+    """
+    values = _v.as_array("values", values)
+    if values.ndim not in (1, 2):
+        raise ValueError(f"values must have shape [n] or [n, k], got shape {values.shape}")
+    envs, num = _v.check_envs(envs, values.shape[0], num_envs)
+    return _env_means(values, envs, num)
 
 
 def env_mask(envs: ArrayLike, num_envs: int | None = None) -> jax.Array:

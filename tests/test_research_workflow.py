@@ -118,7 +118,7 @@ def _fake_result(val, test_mean, metric="accuracy"):
         "test_worst": test_mean - 0.1,
     }
     configs = [{"seed": s, "lam": lam} for s in (0, 1) for lam in (10.0, 1000.0)]
-    selection = jaxirm.loops._select(history, metric)
+    selection = jaxirm.selection.select_steps(history, metric)
     return SweepResult(configs, None, history, selection, np.zeros(runs, bool), metric)
 
 

@@ -4,79 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from jaxirm import envs as _envs
 from jaxirm import penalties as _pen
 from jaxirm import risks as _risks
-from jaxirm._types import Batch, PyTree
+from jaxirm._tree import all_finite, tree_where
+from jaxirm._types import Batch, PyTree, Solver, SolverState
+from jaxirm._validation import check_hparams
 from jaxirm.models import flatten_params
-
-
-class SolverState(NamedTuple):
-    """Everything a solver carries from step to step; all leaves are arrays, so states stack under vmap.
-
-    Attributes:
-      step: int32 scalar, the number of steps taken.
-      params: the model's parameters Φ.
-      opt_state: the optax state of Φ's optimizer.
-      dual_params: the ascending players' parameters, ``{"rho": ..., "psi": ...}`` (empty for ERM/IRM).
-      dual_opt_state: their optax states, same keys.
-      hparams: swept hyperparameters as float32 scalars (``lam``, ``l2``, ``anneal_steps``, …).
-      aux: solver-specific arrays (z standardisation statistics, EIIL's inferred environments, …).
-      diverged: bool scalar; once True the state is frozen at its last finite value.
-    """
-
-    step: jax.Array
-    params: PyTree
-    opt_state: PyTree
-    dual_params: PyTree
-    dual_opt_state: PyTree
-    hparams: dict
-    aux: dict
-    diverged: jax.Array
-
-
-class Solver(NamedTuple):
-    """A pair of pure functions, as in optax, plus the prediction function used for evaluation.
-
-    Attributes:
-      init: ``init(key, batch, hparams=None) -> SolverState``.
-      step: ``step(state, batch) -> (state, metrics)``, metrics a dict of float32 scalars.
-      predict: ``predict(state, x) -> logits`` of the model Φ.
-      name: the method's name (e.g. ``"IRM-TV-l1"``).
-      defaults: the default hyperparameters (the keys ``init`` accepts in ``hparams``).
-      needs_z: whether batches must carry the auxiliary variable ``z`` (environment inference).
-      num_envs: the number of environment labels the batches' ``envs`` use (None: weights or unused).
-      uses_envs: whether the batches' ``envs`` are read at all.
-      loss_kind: ``"binary"``, ``"regression"``, ``"multiclass"`` or None (a user's loss).
-      full_batch: the solver keeps per-example state (EIIL's assignments), so it cannot take minibatches.
-      min_steps: the fewest steps that train the model Φ at all (EIIL: reference + inference steps + 1);
-        `jaxirm.fit` and `jaxirm.sweep` refuse a smaller ``num_steps`` instead of returning an untrained
-        model.
-    """
-
-    init: Callable[..., SolverState]
-    step: Callable[[SolverState, Batch], tuple[SolverState, dict]]
-    predict: Callable[[SolverState, jax.Array], jax.Array]
-    name: str
-    defaults: Mapping[str, float]
-    needs_z: bool = False
-    num_envs: int | None = None
-    uses_envs: bool = False
-    loss_kind: str | None = None
-    full_batch: bool = False
-    min_steps: int = 1
-
-
-def tree_where(cond: jax.Array, new: PyTree, old: PyTree) -> PyTree:
-    """Leafwise ``where(cond, new, old)`` for two pytrees of the same structure."""
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(cond, a, b), new, old)
 
 
 def freeze_if_nonfinite(state: SolverState, proposal: SolverState, *values: jax.Array) -> SolverState:
@@ -92,51 +32,15 @@ def freeze_if_nonfinite(state: SolverState, proposal: SolverState, *values: jax.
     return tree_where(ok, proposal, state)._replace(step=state.step + 1, diverged=state.diverged | ~ok)
 
 
-def all_finite(tree: PyTree) -> jax.Array:
-    """True when every floating leaf of ``tree`` is finite.
-
-    One reduction over all the leaves, concatenated in their common dtype (XLA fuses the concatenation into
-    the reduction), so covering the optimizer states as well costs next to nothing per step.
-    """
-    leaves = [
-        jnp.ravel(leaf)
-        for leaf in jax.tree_util.tree_leaves(tree)
-        if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.inexact)
-    ]
-    if not leaves:
-        return jnp.asarray(True)
-    dtype = jnp.result_type(*leaves)
-    return jnp.all(jnp.isfinite(jnp.concatenate([leaf.astype(dtype) for leaf in leaves])))
-
-
 def l2_norm_sq(params: PyTree) -> jax.Array:
     """Σ‖θ‖² over every parameter, biases included (the reference loop's L2 term)."""
     return sum((jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(params)), jnp.zeros(()))
 
 
-def _map_learning_rate(opt_state: PyTree, fn: Callable[[jax.Array], jax.Array]) -> tuple[PyTree, list]:
-    """Applies ``fn`` to every ``learning_rate`` of `optax.inject_hyperparams` states inside ``opt_state``.
-
-    Returns the new state and the list of the values found (searching nested chains).
-    """
-    found = []
-
-    def visit(node):
-        hyper = getattr(node, "hyperparams", None)
-        if isinstance(node, tuple) and isinstance(hyper, dict) and "learning_rate" in hyper:
-            found.append(hyper["learning_rate"])
-            return node._replace(hyperparams={**hyper, "learning_rate": fn(hyper["learning_rate"])})
-        if isinstance(node, tuple) and not hasattr(node, "_fields"):
-            return tuple(visit(child) for child in node)
-        return node
-
-    return visit(opt_state), found
-
-
 def injected_learning_rate(opt_state: PyTree) -> jax.Array | None:
     """The ``learning_rate`` of an `optax.inject_hyperparams` state inside ``opt_state``, else None."""
-    _, found = _map_learning_rate(opt_state, lambda lr: lr)
-    return found[0] if found else None
+    found = optax.tree_utils.tree_get_all_with_path(opt_state, "learning_rate")
+    return found[0][1] if found else None
 
 
 def set_learning_rate(opt_state: PyTree, value: jax.Array) -> PyTree:
@@ -145,65 +49,13 @@ def set_learning_rate(opt_state: PyTree, value: jax.Array) -> PyTree:
     Raises:
       ValueError: no such hyperparameter exists in the state.
     """
-    out, found = _map_learning_rate(opt_state, lambda lr: jnp.asarray(value, jnp.asarray(lr).dtype))
-    if not found:
+    lr = injected_learning_rate(opt_state)
+    if lr is None:
         raise ValueError(
             "lr can only be set when the optimizer is built with optax.inject_hyperparams, "
             "e.g. optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)"
         )
-    return out
-
-
-HPARAM_RULES = {"lam": ">= 0", "l2": ">= 0", "anneal_steps": ">= 0", "lr": "> 0"}
-
-
-def check_hparams(
-    solver_name: str,
-    defaults: Mapping[str, Any],
-    hparams: Mapping[str, Any] | None,
-    *,
-    scalar: bool = False,
-) -> dict:
-    """Checks hyperparameter names against ``defaults`` and concrete values against their ranges.
-
-    Args:
-      solver_name: for the messages.
-      defaults: the solver's default hyperparameters (the valid names).
-      hparams: overrides, scalars or arrays (e.g. a grid); traced values skip the range check.
-      scalar: every value must be a scalar (shape ``()``, also for a tracer: under `jax.vmap` a swept value
-        is a scalar per run), as ``init`` needs.
-
-    Returns:
-      ``defaults`` updated with ``hparams``.
-
-    Raises:
-      ValueError: an unknown name, or a concrete value out of range (``lam``, ``l2``, ``anneal_steps`` ≥ 0,
-        ``lr`` > 0) or not finite; with ``scalar``, a value that is not a scalar.
-      TypeError: ``hparams`` is not a mapping, or a value is not a number.
-    """
-    merged = dict(defaults)
-    if hparams is not None and not isinstance(hparams, Mapping):
-        raise TypeError(f"hparams must be a dict {{name: value}}, got {type(hparams).__name__}")
-    for name, value in dict(hparams or {}).items():
-        if name not in defaults:
-            raise ValueError(f"hparams: unknown name {name!r} for {solver_name}; expected {sorted(defaults)}")
-        if scalar and np.shape(value) != ():
-            raise ValueError(
-                f"hparams[{name!r}] must be a scalar, got shape {np.shape(value)}; to run several values "
-                f"use jaxirm.sweep(..., grid={{{name!r}: [...]}})"
-            )
-        if not isinstance(value, jax.core.Tracer):
-            try:
-                arr = np.asarray(value, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise TypeError(f"hparams[{name!r}] must be a number, got {value!r}") from None
-            rule = HPARAM_RULES.get(name)
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"hparams[{name!r}] must be finite, got {value!r}")
-            if (rule == ">= 0" and np.any(arr < 0)) or (rule == "> 0" and np.any(arr <= 0)):
-                raise ValueError(f"hparams[{name!r}] must be {rule}, got {value!r}")
-        merged[name] = value
-    return merged
+    return optax.tree_utils.tree_set(opt_state, learning_rate=jnp.asarray(value, jnp.asarray(lr).dtype))
 
 
 PENALTIES = ("tv_l1", "tv_l2", "vrex")
