@@ -1,9 +1,10 @@
-"""The embedded logit_z simulation follows its data-generating process."""
+"""The embedded logit_z simulation follows its data-generating process; `to_batch` packs datasets."""
 
 import numpy as np
 import pytest
 
-from jaxirm.datasets import invariant_ceiling, logit_z
+from jaxirm._types import Batch
+from jaxirm.datasets import invariant_ceiling, logit_z, to_batch
 
 
 def test_shapes_dtypes_and_environments():
@@ -86,3 +87,69 @@ def test_per_environment_training_noise():
     a, _ = logit_z(5, n_train=100, n_test=40)
     b, _ = logit_z(5, n_train=100, n_test=40, noise_ratio_train=(0.1, 0.1))
     np.testing.assert_array_equal(a.x, b.x)
+
+
+# --- to_batch -----------------------------------------------------------------------------------------------
+
+
+def test_to_batch_of_one_dataset_keeps_the_arrays():
+    train, _ = logit_z(0, n_train=40, n_test=8)
+    batch = to_batch(train)
+    assert isinstance(batch, Batch)
+    for field in ("x", "y", "envs", "z"):
+        np.testing.assert_array_equal(getattr(batch, field), getattr(train, field))
+    assert batch.x.shape == (40, 10) and batch.z.shape == (40, 1)
+
+
+def test_to_batch_stacks_one_dataset_per_seed():
+    parts = [logit_z(seed, n_train=40, n_test=8)[0] for seed in range(3)]
+    batch = to_batch(parts)
+    assert (batch.x.shape, batch.y.shape, batch.envs.shape, batch.z.shape) == (
+        (3, 40, 10),
+        (3, 40),
+        (3, 40),
+        (3, 40, 1),
+    )
+    for s, part in enumerate(parts):
+        np.testing.assert_array_equal(batch.x[s], part.x)
+        np.testing.assert_array_equal(batch.envs[s], part.envs)
+    assert to_batch(tuple(parts)).x.shape == (3, 40, 10)  # any sequence of EnvData
+    assert to_batch(parts[:1]).x.shape == (1, 40, 10)  # a sequence of one still stacks
+
+
+def test_to_batch_without_z():
+    train, _ = logit_z(0, n_train=40, n_test=8)
+    assert to_batch(train, with_z=False).z is None
+    stacked = to_batch([train, train], with_z=False)
+    assert stacked.z is None and stacked.x.shape == (2, 40, 10)
+    # z is not compared when it is dropped: datasets whose z differ in width still stack
+    wide = train._replace(z=np.zeros((40, 3), dtype=np.float32))
+    assert to_batch([train, wide], with_z=False).x.shape == (2, 40, 10)
+
+
+def test_to_batch_shape_mismatch_names_the_field():
+    a, _ = logit_z(0, n_train=40, n_test=8)
+    b, _ = logit_z(1, n_train=60, n_test=8)
+    with pytest.raises(ValueError, match=r"data\[i\]\.x must have one shape"):
+        to_batch([a, b])
+    wide = a._replace(z=np.zeros((40, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"data\[i\]\.z must have one shape"):
+        to_batch([a, wide])
+    with pytest.raises(ValueError, match="at least one EnvData"):
+        to_batch([])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        42,
+        "train",
+        {"x": np.zeros((2, 3))},
+        (np.zeros((4, 2)), np.zeros(4)),  # a plain tuple of arrays, not an EnvData
+        [logit_z(0, n_train=40, n_test=8)[0], "not EnvData"],
+    ],
+)
+def test_to_batch_wrong_type(data):
+    with pytest.raises(TypeError, match="data must be an EnvData or a sequence of EnvData"):
+        to_batch(data)

@@ -24,7 +24,7 @@ import pytest
 from _mnist_files import real_mnist_dir
 from _tolerance import FLOAT64_NOISE, STORED_F32, f32_tol
 
-from jaxirm.datasets import mnist as mnist_module
+from jaxirm.datasets import _idx as idx_module
 from jaxirm.datasets.landcover import AFRICA_BOX, LANDCOVER_CLASSES, landcover
 from jaxirm.datasets.mnist import (
     COLORED_MNIST_CHANCE,
@@ -380,7 +380,7 @@ def test_load_mnist_checks_every_file(tmp_path, monkeypatch):
     """With the checksums of the synthetic files published, one changed file is the one named."""
     written = _write_mnist_dir(tmp_path, dotted=False, compress=False)
     monkeypatch.setattr(
-        mnist_module, "MNIST_MD5", {n: _idx_md5(a) for n, a in zip(_MNIST_NAMES, written, strict=True)}
+        idx_module, "MNIST_MD5", {n: _idx_md5(a) for n, a in zip(_MNIST_NAMES, written, strict=True)}
     )
     assert load_mnist(tmp_path)[0].shape == (60, 28, 28)  # all four match
     _write_idx(tmp_path / "t10k-labels-idx1-ubyte", written[3][::-1].copy())

@@ -274,6 +274,27 @@ def test_irm_sem_bad_arguments(kwargs, match):
         irm_sem(0, **kwargs)
 
 
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: logit_z(0, p_s_train=(0.5, 1.2)), ValueError, r"p_s_train\[1\] .*\[0, 1\], got 1\.2"),
+        (lambda: logit_z(0, p_s_train=0.5), TypeError, r"p_s_train must be a sequence"),
+        (lambda: logit_z(0, noise_ratio="a"), TypeError, r"noise_ratio must be a label-noise ratio"),
+        (lambda: logit_z(0, noise_ratio_train=(0.1, 0.9)), ValueError, r"noise_ratio_train\[1\] .*0\.5"),
+        (lambda: logit_2z(0, p_s_test=(0.2, -0.1)), ValueError, r"p_s_test\[1\] .*\[0, 1\]"),
+        (lambda: irm_sem(0, sigmas_train=(1.0, -2.0)), ValueError, r"sigmas_train\[1\] must be > 0"),
+        (lambda: irm_sem(0, sigmas_test=(float("inf"),)), ValueError, r"sigmas_test\[0\] must be a finite"),
+        (lambda: irm_sem(0, sigmas_test=("a",)), TypeError, r"sigmas_test\[0\] must be a noise scale"),
+        (lambda: irm_sem(0, variant=3), TypeError, r"variant must be one of .*'FOU'"),
+        (lambda: irm_sem(0, weights="uniform"), ValueError, r"weights must be one of .*'gaussian'"),
+    ],
+)
+def test_generators_name_the_bad_element(call, exc, match):
+    """Environment lists are checked element by element by the library's one validation layer."""
+    with pytest.raises(exc, match=match):
+        call()
+
+
 def test_truth_and_errors_bad_arguments():
     with pytest.raises(ValueError, match="variant"):
         irm_sem_truth(0, variant="XYZ")

@@ -15,9 +15,9 @@ from _tolerance import assert_within, f32_tol
 
 import jaxirm
 from jaxirm.datasets.synthetic import logit_z
-from jaxirm.selection import select_steps as _select
 from jaxirm.losses import softmax_cross_entropy
 from jaxirm.models import MLP
+from jaxirm.selection import select_steps as _select
 from jaxirm.solvers import Batch, eiil, erm, irm, minimax, ood_tv
 from jaxirm.solvers._base import SolverState, set_learning_rate
 

@@ -329,11 +329,11 @@ def test_tiva_regression_and_multiclass_run(data):
 BAD = [
     ("lff-regression", lambda: lff(MLP(), loss=squared_error), ValueError, "class probabilities"),
     ("lff-user-loss", lambda: lff(MLP(), loss=lambda f, y: (f - y) ** 2), ValueError, "loss must be"),
-    ("lff-q-0", lambda: lff(MLP(), q=0.0), ValueError, "q must be > 0"),
+    ("lff-q-0", lambda: lff(MLP(), q=0.0), ValueError, r"q must lie in \(0, 1\]"),
     ("lff-q-big", lambda: lff(MLP(), q=1.5), ValueError, r"q must lie in \(0, 1\]"),
     ("lff-q-nan", lambda: lff(MLP(), q=float("nan")), ValueError, "q must be a finite"),
     ("lff-ema-1", lambda: lff(MLP(), ema=1.0), ValueError, r"ema must lie in \[0, 1\)"),
-    ("lff-ema-neg", lambda: lff(MLP(), ema=-0.1), ValueError, "ema must be >= 0"),
+    ("lff-ema-neg", lambda: lff(MLP(), ema=-0.1), ValueError, r"ema must lie in \[0, 1\)"),
     ("lff-ema-str", lambda: lff(MLP(), ema="0.7"), TypeError, "ema must be a number"),
     ("lff-class-norm", lambda: lff(MLP(), class_norm=1), TypeError, "class_norm must be a bool"),
     ("lff-lr-0", lambda: lff(MLP(), lr=0.0), ValueError, "lr must be > 0"),

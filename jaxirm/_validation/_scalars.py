@@ -92,12 +92,12 @@ def check_number(
     above = high is not None and (value >= high if open_high else value > high)
     if below or above:
         if high is None:
-            rule = f"{'>' if open_low else '>='} {low:g}"
+            rule = f"be {'>' if open_low else '>='} {low:g}"
         elif low is None:
-            rule = f"{'<' if open_high else '<='} {high:g}"
+            rule = f"be {'<' if open_high else '<='} {high:g}"
         else:
             rule = f"lie in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
-        raise ValueError(f"{name} must be {rule}, got {value:g}")
+        raise ValueError(f"{name} must {rule}, got {value:g}")
     return value
 
 

@@ -1,11 +1,14 @@
 """Datasets: embedded synthetic generators (numpy only, seeded) and real-data loaders.
 
-Every dataset comes as ``(train, test)`` `EnvData` (examples, environment labels, auxiliary variable z).
+Every dataset comes as ``(train, test)`` `EnvData` (examples, environment labels, auxiliary variable z);
+`holdout` splits off a validation part and `to_batch` turns one (or one per seed) into the solvers' `Batch`.
 The real-data loaders read files that optional packages bundle or that the user gives; each says what to
-install when its files are missing.
+install when its files are missing. This module only re-exports: the synthetic generators live in
+`jaxirm.datasets.synthetic` and `jaxirm.datasets.sem`, the loaders in one module per dataset.
 """
 
-from jaxirm.datasets._base import holdout, to_batch
+from jaxirm.datasets._base import EnvData, holdout, to_batch
+from jaxirm.datasets._idx import MNIST_MD5, load_mnist, read_idx
 from jaxirm.datasets.adult import ADULT_SUBGROUPS, adult
 from jaxirm.datasets.celeba import celeba_features
 from jaxirm.datasets.house import AMES_FEATURES, AMES_SPLITS, KC_FEATURES, KC_SPLITS, ames, king_county
@@ -19,22 +22,11 @@ from jaxirm.datasets.landcover import (
 from jaxirm.datasets.mnist import (
     COLORED_MNIST_CHANCE,
     COLORED_MNIST_DIM,
-    MNIST_MD5,
     colored_mnist,
     colored_mnist_ceiling,
-    load_mnist,
-    read_idx,
 )
-from jaxirm.datasets.synthetic import (
-    EnvData,
-    SEMTruth,
-    invariant_ceiling,
-    irm_sem,
-    irm_sem_truth,
-    logit_2z,
-    logit_z,
-    sem_errors,
-)
+from jaxirm.datasets.sem import SEMTruth, irm_sem, irm_sem_truth, sem_errors
+from jaxirm.datasets.synthetic import invariant_ceiling, logit_2z, logit_z
 
 __all__ = [
     "EnvData",

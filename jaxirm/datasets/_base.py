@@ -13,7 +13,7 @@ import numpy as np
 from jaxirm import _validation as _v
 from jaxirm._types import Batch
 
-__all__ = ["EnvData", "env_data", "holdout", "to_batch"]
+__all__ = ["EnvData", "env_data", "holdout", "random_split", "to_batch"]
 
 
 class EnvData(NamedTuple):
@@ -32,6 +32,25 @@ class EnvData(NamedTuple):
     envs: np.ndarray
     z: np.ndarray
     num_envs: int
+
+
+def random_split(
+    rng: np.random.Generator, n: int, fraction: float, *, what: str, name: str, sides: tuple[str, str]
+) -> np.ndarray:
+    """A ``[n]`` bool mask choosing ``round(fraction · n)`` of ``n`` rows at random (``rng.permutation(n)``).
+
+    Raises a `ValueError` naming ``what`` (e.g. "environment 1") and the argument ``name`` (the fraction)
+    when one of the two ``sides`` (chosen, rest: their names in the message) would get no row.
+    """
+    k = int(math.floor(fraction * n + 0.5))
+    if k < 1 or k > n - 1:
+        raise ValueError(
+            f"{what} has {n} rows: {name} {fraction} leaves {k} {sides[0]} and {n - k} {sides[1]}; each "
+            "side needs at least one row"
+        )
+    mask = np.zeros(n, dtype=bool)
+    mask[rng.permutation(n)[:k]] = True
+    return mask
 
 
 def holdout(data: EnvData, fraction: float, seed: int) -> tuple[EnvData, EnvData]:
@@ -78,13 +97,9 @@ def holdout(data: EnvData, fraction: float, seed: int) -> tuple[EnvData, EnvData
         rows = np.flatnonzero(envs == e)
         if rows.size == 0:
             continue
-        n_held = int(math.floor(fraction * rows.size + 0.5))
-        if n_held < 1 or n_held > rows.size - 1:
-            raise ValueError(
-                f"environment {e} has {rows.size} rows: holding out fraction {fraction} leaves "
-                f"{n_held} held-out and {rows.size - n_held} kept; each side needs at least one row"
-            )
-        held[rng.permutation(rows)[:n_held]] = True
+        held[rows] = random_split(
+            rng, rows.size, fraction, what=f"environment {e}", name="fraction", sides=("held-out", "kept")
+        )
 
     def take(mask: np.ndarray) -> EnvData:
         return EnvData(

@@ -1,7 +1,8 @@
-"""Helpers shared by the real-data loaders: CSV reading, standardisation, package data files, hold-out splits.
+"""Helpers shared by the real-data loaders: CSV reading, standardisation, package data files.
 
 Everything here is numpy and the standard library (no pandas), so the loaders that need only files stay free
-of optional dependencies. `holdout` is public (re-exported by `jaxirm.datasets`); the rest is private.
+of optional dependencies. `holdout` lives in `jaxirm.datasets._base`; it is re-exported here for older
+imports.
 """
 
 from __future__ import annotations
@@ -9,50 +10,16 @@ from __future__ import annotations
 import csv
 import importlib.util
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from jaxirm import _validation as _v
 from jaxirm.datasets._base import holdout
 
 __all__ = ["holdout"]
 
 PathLike = str | os.PathLike
-
-
-def check_seed(seed: Any, name: str = "seed") -> int:
-    """A non-negative Python/numpy integer seed, else a `TypeError`/`ValueError` naming the argument."""
-    return _v.check_seed(seed, name)
-
-
-def check_fraction(value: Any, name: str) -> float:
-    """A float strictly inside (0, 1), else a `TypeError`/`ValueError` naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a float in (0, 1), got {type(value).__name__}")
-    value = float(value)
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}")
-    return value
-
-
-def check_choice(value: Any, name: str, choices: Iterable[str]) -> str:
-    """One of ``choices``, else a `ValueError` (or `TypeError` for a non-string) naming the argument."""
-    choices = tuple(choices)
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be one of {choices}, got {type(value).__name__}")
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
-
-
-def check_path(path: Any, name: str) -> Path:
-    """A `str` or `os.PathLike` as a `Path`, else a `TypeError` naming the argument."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(path).__name__}")
-    return Path(path)
 
 
 def _rows(path: Path, what: str, *, delimiter: str, skipinitialspace: bool, comment: str | None):
@@ -254,6 +221,12 @@ def package_file(package: str, *parts: str, hint: str) -> Path:
     raise ImportError(
         f"the installed package {package!r} (at {locations[0]}) has no file {'/'.join(parts)}: {hint}"
     )
+
+
+def is_zip(path: Path) -> bool:
+    """Whether the file starts with the zip magic ``PK`` (an ``.npz``), whatever its name."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"PK"
 
 
 def renumber(values: np.ndarray) -> tuple[np.ndarray, int]:

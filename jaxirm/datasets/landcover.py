@@ -23,6 +23,16 @@ renumbered 0..5 (`LANDCOVER_CLASSES`), and Africa is `AFRICA_BOX`.
 A pickle can run arbitrary code when it is loaded, so `landcover` reads one only when called with
 ``allow_pickle=True``; without it only ``.npz`` files (zip archives, read with ``allow_pickle=False``) are
 accepted, whatever the file's name.
+
+References:
+  Lai & Wang, "Invariant Risk Minimization Is A Total Variation Model", ICML 2024, arXiv:2405.01389
+  (Sec. 4.2, the Landcover experiment).
+
+  Wang, Lai & Zhong, "Out-of-distribution Generalization for Total Variation based Invariant Risk
+  Minimization", ICLR 2025, arXiv:2502.19665 (Table 3, Landcover).
+
+  Xie et al., "In-N-Out: Pre-Training and Self-Training using Auxiliary Information for
+  Out-of-Distribution Robustness", ICLR 2021 (the data and ``innout/datasets/landcover.py``).
 """
 
 from __future__ import annotations
@@ -33,8 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxirm import _validation as _v
 from jaxirm.datasets._base import EnvData
-from jaxirm.datasets._io import check_seed, standardize
+from jaxirm.datasets._io import is_zip, standardize
 
 __all__ = [
     "AFRICA_BOX",
@@ -78,9 +89,7 @@ def _in_africa(lat_lon: np.ndarray) -> np.ndarray:
 
 
 def _load(path: Path, allow_pickle: bool) -> object:
-    with open(path, "rb") as fh:
-        is_zip = fh.read(2) == b"PK"
-    if is_zip:
+    if is_zip(path):
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
     if not allow_pickle:
@@ -179,7 +188,7 @@ def landcover(
     * train = every non-African sample, test = every African sample ("test on Africa"). ZIN trains on
       In-N-Out's ``nonafrica-train`` split, a seeded subset of the non-African data (the rest goes to
       In-N-Out's validation, in-distribution test and unlabeled pools), and tests on its ``africa`` split;
-      paper 1 also mentions held-out non-African regions. Those pools are not reproduced.
+      the IRM-TV paper also mentions held-out non-African regions. Those pools are not reproduced.
     * training environments: the released code has no ground truth and draws a fresh random 50/50 split
       of every batch (``random_zero_one``); here one fixed random 50/50 split of the training set, seeded
       by ``seed`` (⌊n/2⌋ examples in environment 0, the rest in 1), so the environments are the same at
@@ -225,12 +234,10 @@ def landcover(
       >>> test.y.tolist()  # Kenya and Chad are inside the Africa box
       [2, 4]
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a path to a landcover pickle or .npz, got {path!r}")
-    seed = check_seed(seed)
+    path = _v.check_path("path", path)
+    seed = _v.check_seed(seed)
     if not isinstance(allow_pickle, bool):
         raise TypeError(f"allow_pickle must be a bool, got {type(allow_pickle).__name__}")
-    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"landcover file not found: {path}")
     obj = _load(path, allow_pickle)

@@ -32,6 +32,26 @@ def freeze_if_nonfinite(state: SolverState, proposal: SolverState, *values: jax.
     return tree_where(ok, proposal, state)._replace(step=state.step + 1, diverged=state.diverged | ~ok)
 
 
+def finish_step(
+    state: SolverState, proposal: SolverState, metrics: dict, *values: jax.Array
+) -> tuple[SolverState, dict]:
+    """The end of every solver's step: the divergence guard (`freeze_if_nonfinite` on ``values``, the step's
+    loss terms) and the metrics as float32 scalars with ``diverged``."""
+    new_state = freeze_if_nonfinite(state, proposal, *values)
+    metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+    metrics["diverged"] = new_state.diverged
+    return new_state, metrics
+
+
+def predict_with(apply_fn: Callable) -> Callable[[SolverState, jax.Array], jax.Array]:
+    """``predict(state, x) = apply_fn(state.params, x)``: the prediction of a solver whose model is Φ."""
+
+    def predict(state: SolverState, x: jax.Array) -> jax.Array:
+        return apply_fn(state.params, x)
+
+    return predict
+
+
 def l2_norm_sq(params: PyTree) -> jax.Array:
     """Σ‖θ‖² over every parameter, biases included (the reference loop's L2 term)."""
     return sum((jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(params)), jnp.zeros(()))
@@ -241,10 +261,7 @@ def make_solver(cfg: GameConfig) -> Solver:
         proposal = state._replace(
             params=params, opt_state=opt_state, dual_params=dual, dual_opt_state=dual_opt
         )
-        new_state = freeze_if_nonfinite(state, proposal, metrics["loss"])
-        metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
-        metrics["diverged"] = new_state.diverged
-        return new_state, metrics
+        return finish_step(state, proposal, metrics, metrics["loss"])
 
     def predict(state: SolverState, x: jax.Array) -> jax.Array:
         return logits_of(cfg, cfg.apply_fn(state.params, x))

@@ -1,6 +1,6 @@
 """EIIL (Creager, Jacobsen & Zemel 2021): environments inferred from a frozen ERM reference, then IRM.
 
-Private module; the public factory is `jaxirm.solvers.eiil`.
+`eiil` is the public factory (re-exported by `jaxirm.solvers`); `make_eiil` composes the three phases.
 """
 
 from __future__ import annotations
@@ -11,9 +11,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxirm import _validation as _v
 from jaxirm import envs as _envs
 from jaxirm import risks as _risks
-from jaxirm.solvers._base import Batch, Solver, SolverState, freeze_if_nonfinite
+from jaxirm.losses import bce_with_logits
+from jaxirm.solvers._base import Batch, Solver, SolverState, finish_step, predict_with
+from jaxirm.solvers._games import erm, irm
+from jaxirm.solvers._models import ModelLike, OptimizerLike, model_fns
+
+__all__ = ["eiil"]
 
 
 def make_eiil(
@@ -89,28 +95,88 @@ def make_eiil(
     def step(state: SolverState, batch: Batch) -> tuple[SolverState, dict]:
         phase = jnp.where(state.step < reference_steps, 0, jnp.where(state.step < offset, 1, 2))
         proposal, loss, pen = jax.lax.switch(phase, (reference_phase, infer_phase, irm_phase), state, batch)
-        new_state = freeze_if_nonfinite(state, proposal, loss, pen)
-        metrics = {
-            "loss": loss.astype(jnp.float32),
-            "penalty": pen.astype(jnp.float32),
-            "phase": phase.astype(jnp.float32),
-            "diverged": new_state.diverged,
-        }
-        return new_state, metrics
-
-    def predict(state: SolverState, x: jax.Array) -> jax.Array:
-        return apply_fn(state.params, x)
+        metrics = {"loss": loss, "penalty": pen, "phase": phase}
+        return finish_step(state, proposal, metrics, loss, pen)
 
     return Solver(
         init=init,
         step=step,
-        predict=predict,
+        predict=predict_with(apply_fn),
         name=name,
         defaults=defaults,
-        needs_z=False,
-        num_envs=None,
-        uses_envs=False,
         loss_kind=irm_solver.loss_kind,
         full_batch=True,
         min_steps=offset + 1,
+    )
+
+
+def eiil(
+    model: ModelLike,
+    *,
+    penalty: str = "tv_l2",
+    loss: Callable = bce_with_logits,
+    optimizer: OptimizerLike | None = None,
+    infer_optimizer: OptimizerLike | None = None,
+    reference_steps: int = 1000,
+    infer_steps: int = 1000,
+    lr: float = 1e-3,
+    lam: float = 1e4,
+    l2: float = 1e-3,
+    anneal_steps: int = 200,
+    rescale: bool = True,
+) -> Solver:
+    """EIIL (Creager, Jacobsen & Zemel 2021): environment inference for invariant learning.
+
+    One solver runs the three phases in sequence, so a whole run is one `lax.scan` and sweeps vmap:
+
+    1. ``reference_steps`` of ERM on a reference model (its own parameters, same architecture);
+    2. ``infer_steps`` of ascent of per-example soft assignments q_i = σ(u_i) (Adam 1e-3 by default) on the
+       IRMv1 penalty of the frozen reference over the two environments (q, 1 − q);
+    3. IRM (``penalty``) on the hard partition q_i > ½ for the remaining steps; its warm-up
+       (``anneal_steps``) counts from the start of this phase.
+
+    The batch's ``envs`` are not read. Full batch only (the assignments are per example).
+
+    Args:
+      model: a flax.linen or flax.nnx Module (instance or class), or ``(init_fn, apply_fn)``.
+      penalty: the IRM penalty of phase 3, ``"tv_l2"`` (EIIL as published) or ``"tv_l1"``.
+      loss: per-example loss on logits.
+      optimizer: optax optimizer of the reference and the final model; default
+        ``inject_hyperparams(adam)(lr)``.
+      infer_optimizer: optimizer of the assignments (applied to the negated gradient); default Adam(1e-3).
+      reference_steps: steps of phase 1 (≥ 1).
+      infer_steps: steps of phase 2 (≥ 1).
+      lr: default Adam learning rate of Φ (with the default optimizer; sweepable as ``"lr"``).
+      lam: default penalty weight λ after the warm-up (sweepable as ``"lam"``) of phase 3.
+      l2: default weight of the L2 term Σ‖θ‖² (sweepable as ``"l2"``).
+      anneal_steps: default warm-up length with the penalty off (sweepable as ``"anneal_steps"``),
+        counted from the start of phase 3.
+      rescale: divide the loss by 1 + λ when λ > 1.
+
+    Returns:
+      A `Solver`; ``fit``/``sweep`` need ``num_steps > reference_steps + infer_steps``.
+
+    Raises:
+      ValueError: unknown ``penalty``; phase lengths < 1; negative hyperparameters.
+      TypeError: ``model``/``optimizer`` of the wrong type.
+    """
+    init_fn, apply_fn = model_fns(model)
+    _v.check_choice("penalty", penalty, ("tv_l1", "tv_l2"))
+    reference_steps = _v.check_int("reference_steps", reference_steps, 1)
+    infer_steps = _v.check_int("infer_steps", infer_steps, 1)
+    common = dict(loss=loss, optimizer=optimizer, lr=lr, l2=l2)
+    irm_solver = irm(
+        model, penalty=penalty, num_envs=2, lam=lam, anneal_steps=anneal_steps, rescale=rescale, **common
+    )
+    erm_solver = erm(model, **common)
+    return make_eiil(
+        erm_solver=erm_solver,
+        irm_solver=irm_solver,
+        init_fn=init_fn,
+        apply_fn=apply_fn,
+        loss_fn=loss,
+        infer_optimizer=infer_optimizer or optax.adam(1e-3),
+        reference_steps=reference_steps,
+        infer_steps=infer_steps,
+        name="EIIL" if penalty == "tv_l2" else "EIIL-TV-l1",
     )

@@ -31,11 +31,12 @@ from jaxirm.solvers._base import (
     Solver,
     SolverState,
     check_hparams,
-    freeze_if_nonfinite,
+    finish_step,
     l2_norm_sq,
+    predict_with,
     set_learning_rate,
 )
-from jaxirm.solvers._models import ModelLike, OptimizerLike
+from jaxirm.solvers._models import ModelLike, OptimizerLike, default_hparams, default_optimizer, model_fns
 
 __all__ = ["lff", "gce", "relative_difficulty"]
 
@@ -181,28 +182,15 @@ def make_lff(
             aux={"ema_b": ema_b, "ema_d": ema_d},
         )
         loss = loss_d + loss_b
-        new_state = freeze_if_nonfinite(state, proposal, loss)
-        metrics = {
-            "loss": loss.astype(jnp.float32),
-            "risk": risk_d.astype(jnp.float32),
-            "bias_loss": risk_b.astype(jnp.float32),
-            "weight": jnp.mean(weights).astype(jnp.float32),
-            "diverged": new_state.diverged,
-        }
-        return new_state, metrics
-
-    def predict(state: SolverState, x: jax.Array) -> jax.Array:
-        return apply_fn(state.params, x)
+        metrics = {"loss": loss, "risk": risk_d, "bias_loss": risk_b, "weight": jnp.mean(weights)}
+        return finish_step(state, proposal, metrics, loss)
 
     return Solver(
         init=init,
         step=step,
-        predict=predict,
+        predict=predict_with(apply_fn),
         name="LfF",
         defaults=defaults,
-        needs_z=False,
-        num_envs=None,
-        uses_envs=False,
         loss_kind=getattr(loss_fn, "kind", None),
         full_batch=True,
     )
@@ -262,31 +250,23 @@ def lff(
       Zhang & Sabuncu, "Generalized Cross Entropy Loss for Training Deep Neural Networks with Noisy Labels",
       NeurIPS 2018, arXiv:1805.07836.
     """
-    from jaxirm.solvers import _check_positive, _defaults, _model_fns, _optimizer
-
-    init_fn, apply_fn = _model_fns(model)
+    init_fn, apply_fn = model_fns(model)
     kind = _v.loss_kind(loss)
     if kind not in (_v.BINARY, _v.MULTICLASS):
         raise ValueError(
             "loss must be jaxirm.losses.bce_with_logits or softmax_cross_entropy: LfF's generalized "
             f"cross-entropy needs class probabilities, got a loss of kind {kind!r}"
         )
-    q = _check_positive("q", q, allow_zero=False)
-    if q > 1.0:
-        raise ValueError(f"q must lie in (0, 1], got {q}")
-    ema = _check_positive("ema", ema)
-    if ema >= 1.0:
-        raise ValueError(f"ema must lie in [0, 1), got {ema}")
+    q = _v.check_number("q", q, low=0.0, high=1.0, open_low=True)
+    ema = _v.check_number("ema", ema, low=0.0, high=1.0, open_high=True)
     if not isinstance(class_norm, bool):
         raise TypeError(f"class_norm must be a bool, got {type(class_norm).__name__}")
-    base = _defaults(lr, 0.0, l2, 0.0, optimizer)
-    defaults = {k: v for k, v in base.items() if k in ("l2", "lr")}
-    defaults.update(q=q, ema=ema)
+    defaults = {**default_hparams(optimizer, lr=lr, l2=l2), "q": q, "ema": ema}
     return make_lff(
         init_fn=init_fn,
         apply_fn=apply_fn,
         loss_fn=loss,
-        optimizer=_optimizer(optimizer, lr),
+        optimizer=default_optimizer(optimizer, lr),
         defaults=defaults,
         class_norm=class_norm,
     )

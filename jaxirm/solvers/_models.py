@@ -24,7 +24,12 @@ from typing import Any, Protocol
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 from flax import nnx
+
+from jaxirm import _validation as _v
 
 ModelLike = Any  # a flax.linen or flax.nnx Module, an nnx Module class, or (init_fn, apply_fn)
 
@@ -113,3 +118,48 @@ def check_optimizer(name: str, optimizer: Any) -> Any:
             f"got {type(optimizer).__name__}"
         )
     return optimizer
+
+
+def default_optimizer(optimizer: OptimizerLike | None, lr: float) -> OptimizerLike:
+    """``optimizer`` (any optax-like object, `optax.MultiSteps` included), else Adam with a sweepable
+    ``lr``."""
+    if optimizer is None:
+        return optax.inject_hyperparams(optax.adam)(learning_rate=lr)
+    return check_optimizer("optimizer", optimizer)
+
+
+def injected_lr(optimizer: OptimizerLike) -> float | None:
+    """The learning rate of an optimizer built with `optax.inject_hyperparams`, else None.
+
+    The value lives only in the optimizer's state, so the optimizer is initialised on a scalar; one that
+    cannot be (e.g. a `optax.multi_transform` over named parameters) has no sweepable learning rate.
+    """
+    try:
+        state = optimizer.init(jnp.zeros(()))
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+        return None
+    found = optax.tree_utils.tree_get_all_with_path(state, "learning_rate")
+    return float(np.asarray(found[0][1])) if found else None
+
+
+def default_hparams(
+    optimizer: OptimizerLike | None, *, lr: float, l2: float, lam: float | None = None, anneal_steps=None
+) -> dict[str, float]:
+    """The checked default hyperparameters of a solver: ``l2`` (and ``lam``, ``anneal_steps`` when given),
+    and ``lr`` with the default optimizer or an optimizer built with `optax.inject_hyperparams`."""
+    d = {"l2": _v.check_number("l2", l2, low=0.0)}
+    for name, value in (("lam", lam), ("anneal_steps", anneal_steps)):
+        if value is not None:  # lam = inf would make the warm-up's 0·lam a NaN: check_number refuses it
+            d[name] = _v.check_number(name, value, low=0.0)
+    if optimizer is None:
+        d["lr"] = _v.check_number("lr", lr, low=0.0, open_low=True)
+    elif (found := injected_lr(optimizer)) is not None:  # its learning rate can be swept as "lr"
+        d["lr"] = found
+    return d
+
+
+def check_inferred_envs(num_envs: Any) -> int:
+    """The number of inferred environments: an int >= 2."""
+    if _v.check_num_envs(num_envs) < 2:
+        raise ValueError(f"num_envs must be >= 2 to infer environments, got {num_envs}")
+    return int(num_envs)

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxirm import _validation as _v
 from jaxirm import envs as _envs
 from jaxirm import penalties as _pen
 from jaxirm import risks as _risks
@@ -35,12 +36,21 @@ from jaxirm.solvers._base import (
     Solver,
     SolverState,
     check_hparams,
-    freeze_if_nonfinite,
+    finish_step,
     l2_norm_sq,
+    predict_with,
     set_learning_rate,
     tree_where,
 )
-from jaxirm.solvers._models import ModelLike, OptimizerLike, check_optimizer
+from jaxirm.solvers._models import (
+    ModelLike,
+    OptimizerLike,
+    check_inferred_envs,
+    check_optimizer,
+    default_hparams,
+    default_optimizer,
+    model_fns,
+)
 
 __all__ = ["tiva", "stochastic_gate"]
 
@@ -205,7 +215,6 @@ def make_tiva(
         proposal = state._replace(
             params=params, opt_state=opt_state, dual_params=dual_params, dual_opt_state=dual_opt
         )
-        new_state = freeze_if_nonfinite(state, proposal, loss)
         envs = infer.apply(rho, rho_input)
         metrics = {
             "loss": loss,
@@ -216,22 +225,15 @@ def make_tiva(
             "open_gates": jnp.mean(gate > 0.0),
             "env_share": jnp.max(jnp.mean(envs, axis=0)),
         }
-        metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
-        metrics["diverged"] = new_state.diverged
-        return new_state, metrics
-
-    def predict(state: SolverState, x: jax.Array) -> jax.Array:
-        return apply_fn(state.params, x)
+        return finish_step(state, proposal, metrics, loss)
 
     return Solver(
         init=init,
         step=step,
-        predict=predict,
+        predict=predict_with(apply_fn),
         name="TIVA",
         defaults=defaults,
         needs_z=use_z,
-        num_envs=None,
-        uses_envs=False,
         loss_kind=getattr(loss_fn, "kind", None),
     )
 
@@ -314,29 +316,24 @@ def tiva(
       Lin, Zhu, Tan & Cui, "ZIN: When and How to Learn Invariance Without Environment Partition?",
       NeurIPS 2022, arXiv:2203.05818.
     """
-    from jaxirm import _validation as _v
-    from jaxirm.solvers import _check_choice, _check_positive, _defaults, _model_fns, _optimizer
-
-    init_fn, apply_fn = _model_fns(model)
+    init_fn, apply_fn = model_fns(model)
     _v.loss_kind(loss)
-    _check_choice("penalty", penalty, ("tv_l1", "tv_l2"))
-    _check_choice("measure", measure, MEASURES)
-    if _v.check_num_envs(num_envs) < 2:
-        raise ValueError(f"num_envs must be >= 2 to infer environments, got {num_envs}")
-    if isinstance(infer_hidden, bool) or not isinstance(infer_hidden, int) or infer_hidden < 1:
-        raise ValueError(f"infer_hidden must be an int >= 1, got {infer_hidden!r}")
+    _v.check_choice("penalty", penalty, ("tv_l1", "tv_l2"))
+    _v.check_choice("measure", measure, MEASURES)
+    num_envs = check_inferred_envs(num_envs)
+    infer_hidden = _v.check_int("infer_hidden", infer_hidden, 1)
     if not isinstance(use_z, bool):
         raise TypeError(f"use_z must be a bool, got {type(use_z).__name__}")
-    gate_sigma = _check_positive("gate_sigma", gate_sigma, allow_zero=False)
-    defaults = _defaults(lr, lam, l2, anneal_steps, optimizer)
-    defaults["stg_reg"] = _check_positive("stg_reg", stg_reg)
+    gate_sigma = _v.check_number("gate_sigma", gate_sigma, low=0.0, open_low=True)
+    defaults = default_hparams(optimizer, lr=lr, l2=l2, lam=lam, anneal_steps=anneal_steps)
+    defaults["stg_reg"] = _v.check_number("stg_reg", stg_reg, low=0.0)
     shared = optax.inject_hyperparams(optax.adam)(learning_rate=float(lr))
     share_lr = (selector_optimizer is None and "lr" in defaults, infer_optimizer is None and "lr" in defaults)
     return make_tiva(
         init_fn=init_fn,
         apply_fn=apply_fn,
         loss_fn=loss,
-        optimizer=_optimizer(optimizer, lr),
+        optimizer=default_optimizer(optimizer, lr),
         selector_optimizer=shared
         if selector_optimizer is None
         else check_optimizer("selector_optimizer", selector_optimizer),
