@@ -1,4 +1,5 @@
-"""Flax modules of the papers' architectures (PAPERS.md Table 1): feature extractor Φ, ρ(z) and λ_Ψ(vec Φ).
+"""Flax modules of the papers' architectures (OOD-TV paper, Table 1; arXiv:2502.19665): feature extractor
+Φ, ρ(z) and λ_Ψ(vec Φ).
 
 All layers use Xavier-uniform kernels and zero biases, as the released code does. Solvers accept any
 ``apply_fn(params, x)``, so these are conveniences, not requirements: a flax.linen module, a flax.nnx module

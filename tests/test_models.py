@@ -1,4 +1,4 @@
-"""Flax modules of PAPERS.md Table 1: Φ (MLP), ρ(z) (EnvInference), λ_Ψ(vec Φ) (LambdaNet), flatten_params.
+"""Flax modules of the OOD-TV paper's Table 1 (arXiv:2502.19665): Φ (MLP), ρ(z) (EnvInference), λ_Ψ(vec Φ) (LambdaNet), flatten_params.
 
 Every forward pass is compared with the same layers written out by hand in numpy from the parameter pytree.
 """
@@ -184,7 +184,7 @@ def test_lambda_net_is_nonnegative_softplus(hidden, size, scale):
     assert np.all(np.asarray(_fast_jit(lam.apply)(flipped, inputs)) >= 0.0)
 
 
-# PAPERS.md Table 1: the λ input sizes are the parameter counts of Φ.
+# OOD-TV paper, Table 1: the λ input sizes are the parameter counts of Φ.
 TABLE1 = [
     ("simulation Linear(10,1)", MLP(hidden=()), 10, 11),
     ("CelebA", MLP(hidden=(16,)), 512, 8225),

@@ -1,6 +1,6 @@
 """The released PyTorch code's penalties, rebuilt from their formulas, against jaxirm.
 
-REFERENCE.md section 3 / DESIGN.md section 3: the released code scales the logits by one scalar dummy
+The authors' released code (github.com/laizhr/OOD-TV-IRM) scales the logits by one scalar dummy
 classifier s, forms per-environment "risks" as masked means over *all* N examples,
 
     R̃_e(s) = (1/N) Σ_i A_ie ℓ(s f_i, y_i)        (= (m_e / N) R_e(s)),
@@ -118,7 +118,7 @@ def test_equal_size_envs_give_the_papers_uniform_penalties():
     released = released_two_env_grads(bce_with_logits, f, y, labels.astype(jnp.float64))
     g = jax.jit(jaxirm.scale_grads, static_argnums=(0, 4))(bce_with_logits, f, y, labels, 2)
     np.testing.assert_allclose(jaxirm.tv_l1(g), released_tv_l1(released), rtol=1e-12)
-    # REFERENCE.md: the released IRM term is ¼ Σ_e g_e² = ½ × the IRMv1 mean penalty
+    # The released code's IRM term is ¼ Σ_e g_e² = ½ × the IRMv1 mean penalty
     np.testing.assert_allclose(released_irm(released), 0.5 * jaxirm.tv_l2(g), rtol=1e-12)
 
 
