@@ -5,12 +5,13 @@ sizes, and the child prints one JSON line with the result. A fresh process is wh
 
 * ``datasize``: peak resident memory (``ru_maxrss``) of one IRM-TV-ℓ1 training call at n examples, with the
   baselines after ``import jax`` (backend initialised) and after importing jaxirm;
-* ``compile_scan``: ahead-of-time trace + lower and XLA compile of a jitted `lax.scan` over
-  ``solver.step`` (nothing in jax's in-memory caches yet);
+* ``compile_scan``: ahead-of-time trace + lower and XLA compile of a jitted `jaxirm.run` (the `lax.scan`
+  over ``solver.step``; nothing in jax's in-memory caches yet);
 * ``compile_sweep``: compile time inside one `jaxirm.sweep` call, read from `jax.monitoring`'s compile
   duration events (trace, lowering to MLIR and XLA backend compile).
 
-The persistent compilation cache is disabled in the child, so nothing is read from disk.
+The persistent compilation cache is disabled in the child, so nothing is read from disk. jax, jaxirm and
+`benchmarks._compare_setup` are imported inside the measurements, after the memory baselines.
 """
 
 from __future__ import annotations
@@ -22,13 +23,6 @@ import sys
 import time
 
 os.environ.setdefault("JAX_ENABLE_COMPILATION_CACHE", "false")
-
-#: `jax.monitoring` duration events that make up a compile.
-COMPILE_EVENTS = (
-    "/jax/core/compile/jaxpr_trace_duration",
-    "/jax/core/compile/jaxpr_to_mlir_module_duration",
-    "/jax/core/compile/backend_compile_duration",
-)
 
 
 def _maxrss_mb() -> float:
@@ -48,25 +42,6 @@ def _maxrss_mb() -> float:
         pass
     scale = 1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0  # bytes on macOS, KiB on Linux
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
-
-
-def _solver(num_envs: int, hparams: dict):
-    from jaxirm.models import MLP
-    from jaxirm.solvers import irm
-
-    return irm(MLP(), penalty="tv_l1", num_envs=num_envs, measure="empirical", **hparams)
-
-
-def _scan(solver, num_steps: int):
-    import jax
-
-    def run(state, batch):
-        def body(s, _):
-            return solver.step(s, batch)[0], None
-
-        return jax.lax.scan(body, state, None, length=num_steps)[0]
-
-    return run
 
 
 def datasize(n: int, num_envs: int, num_steps: int, dim: int, seed: int, hparams: dict) -> dict:
@@ -92,6 +67,8 @@ def datasize(n: int, num_envs: int, num_steps: int, dim: int, seed: int, hparams
     from jaxirm.solvers import Batch
 
     base_lib = _maxrss_mb()
+    from benchmarks._compare_setup import make_solver, train_steps
+
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, dim), dtype=np.float32)
     y = (rng.random(n) < 0.5).astype(np.float32)
@@ -99,9 +76,9 @@ def datasize(n: int, num_envs: int, num_steps: int, dim: int, seed: int, hparams
     batch = Batch(jax.device_put(x), jax.device_put(y), jax.device_put(envs))
     del x, y, envs
     data_mb = _maxrss_mb()
-    solver = _solver(num_envs, hparams)
+    solver = make_solver(num_envs, hparams)
     state = solver.init(jax.random.key(seed), batch)
-    compiled = jax.jit(_scan(solver, num_steps)).lower(state, batch).compile()
+    compiled = jax.jit(train_steps(solver, num_steps)).lower(state, batch).compile()
     compiled_mb = _maxrss_mb()
     jax.block_until_ready(compiled(state, batch))
     start = time.perf_counter()
@@ -116,21 +93,6 @@ def datasize(n: int, num_envs: int, num_steps: int, dim: int, seed: int, hparams
         "peak_mb": _maxrss_mb(),
         "step_ms": step_ms,
     }
-
-
-def _logit_z_batches(seeds: list[int], n_train: int, n_test: int, data: dict):
-    import numpy as np
-
-    from jaxirm.datasets import logit_z
-    from jaxirm.solvers import Batch
-
-    parts = [logit_z(s, n_train=n_train, n_test=n_test, **data) for s in seeds]
-
-    def stack(split):
-        fields = ("x", "y", "envs")
-        return Batch(*[np.stack([getattr(p[split], f) for p in parts]) for f in fields])
-
-    return stack(0), stack(1)
 
 
 def compile_scan(num_steps: int, n_train: int, seed: int, hparams: dict, data: dict) -> dict:
@@ -148,15 +110,14 @@ def compile_scan(num_steps: int, n_train: int, seed: int, hparams: dict, data: d
     """
     import jax
 
-    from jaxirm.datasets import logit_z
-    from jaxirm.solvers import Batch
+    from benchmarks._compare_setup import device_batch, logit_z_split, make_solver, train_steps
 
-    train, _ = logit_z(seed, n_train=n_train, n_test=4, **data)
-    batch = Batch(jax.device_put(train.x), jax.device_put(train.y), jax.device_put(train.envs))
-    solver = _solver(train.num_envs, hparams)
+    train, _ = logit_z_split(seed, n_train, 4, data)
+    batch = device_batch(train)
+    solver = make_solver(train.num_envs, hparams)
     state = jax.block_until_ready(solver.init(jax.random.key(seed), batch))
     start = time.perf_counter()
-    lowered = jax.jit(_scan(solver, num_steps)).lower(state, batch)
+    lowered = jax.jit(train_steps(solver, num_steps)).lower(state, batch)
     mid = time.perf_counter()
     lowered.compile()
     end = time.perf_counter()
@@ -188,40 +149,30 @@ def compile_sweep(
     Returns:
       ``{"compile_s", "trace_s", "lower_s", "backend_compile_s", "wall_s", "runs"}``.
     """
-    import jax
-    import jax.monitoring
-
     import jaxirm
+    from benchmarks._compare_setup import logit_z_split, make_solver, sweep_data
+    from benchmarks._timing import compile_timer
 
-    train, test = _logit_z_batches(list(range(seeds)), n_train, n_test, data)
-    if not data_per_seed:
-        train, test = (type(b)(*[None if a is None else a[0] for a in b]) for b in (train, test))
-    solver = _solver(2, hparams)
-    events: dict[str, float] = dict.fromkeys(COMPILE_EVENTS, 0.0)
-
-    def listener(event: str, duration: float, **_: object) -> None:
-        if event in events:
-            events[event] += duration
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    start = time.perf_counter()
-    result = jaxirm.sweep(
-        solver,
-        train,
-        num_steps,
-        seeds=seeds,
-        grid={"lam": lams},
-        test=test,
-        eval_every=num_steps,
-        data_per_seed=data_per_seed,
-    )
-    wall = time.perf_counter() - start
-    trace, lower, backend = (events[e] for e in COMPILE_EVENTS)
+    train, test = sweep_data([logit_z_split(s, n_train, n_test, data) for s in range(seeds)], data_per_seed)
+    solver = make_solver(2, hparams)
+    with compile_timer() as ct:
+        start = time.perf_counter()
+        result = jaxirm.sweep(
+            solver,
+            train,
+            num_steps,
+            seeds=seeds,
+            grid={"lam": lams},
+            test=test,
+            eval_every=num_steps,
+            data_per_seed=data_per_seed,
+        )
+        wall = time.perf_counter() - start
     return {
-        "compile_s": trace + lower + backend,
-        "trace_s": trace,
-        "lower_s": lower,
-        "backend_compile_s": backend,
+        "compile_s": ct["total_s"],
+        "trace_s": ct["trace_s"],
+        "lower_s": ct["lower_s"],
+        "backend_compile_s": ct["backend_s"],
         "wall_s": wall,
         "runs": len(result.configs),
     }

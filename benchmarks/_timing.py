@@ -9,26 +9,63 @@ process, never absolute times across runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
 import statistics
 import sys
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import jax
+import jax.monitoring
 
 __all__ = [
+    "COMPILE_EVENTS",
     "CompiledCase",
     "compile_case",
+    "compile_timer",
     "environment_info",
     "format_table",
     "interleaved_times",
     "summarize",
 ]
+
+#: `jax.monitoring` duration events that make up a compile (trace, lowering to MLIR, XLA backend compile).
+COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
+
+
+@contextlib.contextmanager
+def compile_timer() -> Iterator[dict[str, float]]:
+    """Sums jax's compile duration events (`COMPILE_EVENTS`) while the block runs.
+
+    For compiles that happen inside a call (`jaxirm.fit`, `jaxirm.sweep`), where `compile_case` cannot
+    separate them.
+
+    Yields:
+      A dict that holds, once the block exits, ``trace_s``, ``lower_s``, ``backend_s`` and ``total_s``.
+    """
+    events = dict.fromkeys(COMPILE_EVENTS, 0.0)
+
+    def listener(event: str, duration: float, **_: Any) -> None:
+        if event in events:
+            events[event] += duration
+
+    out: dict[str, float] = {}
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield out
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+        trace, lower, backend = (events[e] for e in COMPILE_EVENTS)
+        out.update(trace_s=trace, lower_s=lower, backend_s=backend, total_s=trace + lower + backend)
 
 
 @dataclass(frozen=True)

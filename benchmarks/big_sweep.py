@@ -23,9 +23,8 @@ import jax
 import numpy as np
 
 import jaxirm
-from jaxirm.datasets import logit_z
+from jaxirm.datasets import logit_z, to_batch
 from jaxirm.models import MLP
-from jaxirm.solvers import Batch
 
 HPARAMS = {"lr": 0.02, "l2": 0.002, "anneal_steps": 0.0}
 
@@ -43,11 +42,7 @@ def run(seeds: int, lams: int, steps: int, n: int = 5000) -> dict:
       The measurements (JSON-serialisable).
     """
     parts = [logit_z(s, n_train=n, n_test=n) for s in range(seeds)]
-
-    def stack(split: int) -> Batch:
-        return Batch(*[np.stack([getattr(p[split], f) for p in parts]) for f in ("x", "y", "envs")])
-
-    train, test = stack(0), stack(1)
+    train, test = (to_batch([p[split] for p in parts], with_z=False) for split in (0, 1))
     solver = jaxirm.solvers.irm(MLP(), penalty="tv_l1")
     grid = {"lam": list(np.logspace(1, 4, lams)), **{k: [v] for k, v in HPARAMS.items()}}
     kw = dict(seeds=seeds, grid=grid, test=test, eval_every=steps, data_per_seed=True)

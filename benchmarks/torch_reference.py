@@ -1,7 +1,9 @@
 """A PyTorch IRM-TV-ℓ1 loop written from the released code's equations: the speed and correctness baseline.
 
-The loop follows the released ZIN / IRM-TV training code as described in ``REFERENCE.md`` section 4 (written
-from those equations, not copied):
+The loop follows the released IRM-TV training code of paper 1 (Lai & Wang, "Invariant Risk Minimization Is A
+Total Variation Model", arXiv 2405.01389), as published in github.com/laizhr/OOD-TV-IRM: the training loop of
+``IRM-TV/IRM_TV-Others/main.py`` (ZIN style) with the ``irmv1_tvl1`` penalty of
+``IRM-TV/IRM_TV-Others/algorithms/irmv1_tvl1.py``. It is written from those equations, not copied:
 
 * eager PyTorch, full batch, one scalar dummy classifier ``s = torch.tensor(1.0, requires_grad=True)``
   created once per run and never optimised; logits ``s · f(x)``;

@@ -1,4 +1,5 @@
-"""Flax modules of the OOD-TV paper's Table 1 (arXiv:2502.19665): Φ (MLP), ρ(z) (EnvInference), λ_Ψ(vec Φ) (LambdaNet), flatten_params.
+"""Flax modules of the OOD-TV paper's Table 1 (arXiv:2502.19665): Φ (MLP), ρ(z) (EnvInference),
+λ_Ψ(vec Φ) (LambdaNet), flatten_params.
 
 Every forward pass is compared with the same layers written out by hand in numpy from the parameter pytree.
 """

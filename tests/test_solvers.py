@@ -11,6 +11,7 @@ import optax
 import pytest
 from _tolerance import f32_tol
 
+import jaxirm
 from jaxirm.datasets.synthetic import logit_z
 from jaxirm.models import MLP, EnvInference, LambdaNet
 from jaxirm.solvers import Batch, eiil, erm, irm, minimax, ood_tv
@@ -428,12 +429,7 @@ def test_penalty_weight_follows_an_optax_schedule(batch):
     schedule = optax.linear_schedule(0.0, 1.0, transition_steps=4, transition_begin=2)
     solver = irm(MODEL, penalty="tv_l1", lam=100.0, penalty_schedule=schedule, rescale=False)
     state = solver.init(jax.random.key(0), batch)
-
-    def body(s, _):
-        s, m = solver.step(s, batch)
-        return s, m["lam"]
-
-    _, lams = jax.jit(lambda s: jax.lax.scan(body, s, None, length=8))(state)
+    lams = jax.jit(jaxirm.run, static_argnums=(0, 3))(solver, state, batch, 8)[1]["lam"]
     expected = [100.0 * float(schedule(k)) for k in range(8)]
     # the float32 schedule (a difference, a quotient, a clip, a sum) times lam: ≤ 5·eps32 relative
     np.testing.assert_allclose(np.asarray(lams), expected, rtol=f32_tol(5))
@@ -474,11 +470,8 @@ def _lam_trajectory(lam_optimizer, steps=2400):
     solver = ood_tv(MLP(), base="irm", penalty="tv_l1", lam_hidden=1, **kwargs)
     state = solver.init(jax.random.key(0), data, SIMULATION_HPARAMS)
 
-    @jax.jit
-    def run(state):
-        return jax.lax.scan(lambda s, _: solver.step(s, data), state, length=steps)[1]["lam"]
-
-    return np.asarray(run(state)), int(SIMULATION_HPARAMS["anneal_steps"])
+    lams = jax.jit(jaxirm.run, static_argnums=(0, 3))(solver, state, data, steps)[1]["lam"]
+    return np.asarray(lams), int(SIMULATION_HPARAMS["anneal_steps"])
 
 
 def test_ood_tv_default_dual_step_moves_lambda():

@@ -252,7 +252,7 @@ def test_tiva_infers_environments_from_z(batch):
         state.dual_params["rho"]["params"]["Dense_0"]["kernel"].shape[0]
         == batch.x.shape[1] + batch.z.shape[1]
     )
-    state, _ = jax.lax.scan(lambda s, _: solver.step(s, batch), state, None, length=20)
+    state, _ = jaxirm.run(solver, state, batch, 20)
     envs = _np_tiva_envs(state, batch)
     shuffled = batch._replace(z=batch.z[::-1])
     assert np.abs(np.asarray(envs) - np.asarray(_np_tiva_envs(state, shuffled))).max() > 1e-3
