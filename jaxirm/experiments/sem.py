@@ -14,24 +14,23 @@ unchanged: in its tables the column "mean" is the causal and "worst" the non-cau
 
 from __future__ import annotations
 
-import csv
-import json
-import os
 import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxirm import solvers
-from jaxirm.datasets import irm_sem, irm_sem_truth, sem_errors
+from jaxirm import solvers, sweep
+from jaxirm.datasets import irm_sem, irm_sem_truth, sem_errors, to_batch
+from jaxirm.experiments._methods import describe_hparams
+from jaxirm.experiments._plan import Run
 from jaxirm.experiments._registry import Experiment, Method, register
+from jaxirm.experiments._store import append_rows, lock, read_results
+from jaxirm.experiments._tables import _write_tables, summarize
 from jaxirm.losses import squared_error
 from jaxirm.models import LinearFeatures
-from jaxirm.solvers import Batch
 
 __all__ = ["SEM_HPARAMS", "SEM_VARIANTS", "SEM_SIGMAS", "sem", "sem_coefficients", "plot_sem"]
 
@@ -45,6 +44,9 @@ by that one environment and Adam ends at the pooled least-squares solution (see 
 
 SEM_N_PER_ENV = 1000
 """Examples per training environment, the IRM paper's ``--n_samples``."""
+
+SEM_STEPS = 20_000
+"""Full-batch Adam steps (from Φ = I)."""
 
 SEM_HPARAMS = {"lr": 1e-3, "l2": 0.0, "lam": 1000.0, "anneal_steps": 0.0}
 """Adam 1e-3 (the IRM paper's), no L2, penalty weight 1000 from the first step (the paper's reg = 1e-4,
@@ -74,8 +76,7 @@ def _variant_of(name: str) -> tuple[str, str]:
 
 
 def _load(seed: int, variant: str = "FOU"):
-    train, test = irm_sem(seed, n_per_env=SEM_N_PER_ENV, variant=variant, sigmas_train=SEM_SIGMAS)
-    return train, None, test
+    return irm_sem(seed, n_per_env=SEM_N_PER_ENV, variant=variant, sigmas_train=SEM_SIGMAS)
 
 
 def sem_coefficients(solver, states, dim: int) -> np.ndarray:
@@ -100,24 +101,7 @@ def sem_coefficients(solver, states, dim: int) -> np.ndarray:
     return np.asarray(jax.vmap(one)(states), dtype=np.float64)
 
 
-def _summary_row(exp: Experiment, name: str, rows: Sequence[dict]) -> dict:
-    causal = np.array([r["test_mean"] for r in rows])
-    noncausal = np.array([r["test_worst"] for r in rows])
-    return {
-        "method": name,
-        "selection": "final",
-        "seeds": len(rows),
-        "mean": float(causal.mean()),
-        "mean_std": float(causal.std()),
-        "worst": float(noncausal.mean()),
-        "worst_std": float(noncausal.std()),
-        "diverged": int(sum(bool(r["diverged"]) for r in rows)),
-        "registered": sorted(r["seed"] for r in rows) == list(range(exp.seeds))
-        and all(r.get("steps") == exp.num_steps for r in rows),
-    }
-
-
-def _format(exp: Experiment, table: Sequence[dict]) -> str:
+def _format(table: Sequence[dict]) -> str:
     lines = [
         "| variant | method | causal error | non-causal error |",
         "|---|---|---|---|",
@@ -132,16 +116,7 @@ def _format(exp: Experiment, table: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def _write(exp: Experiment, out: Path, table: Sequence[dict]) -> None:
-    fields = ["method", "selection", "seeds", "mean", "mean_std", "worst", "worst_std", "diverged"]
-    with (out / "table.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(table)
-    parts = [f"# {exp.name}", "", exp.description, ""]
-    parts += [f"- {note}" for note in exp.notes]
-    parts += ["", _format(exp, table), ""]
-    (out / "table.md").write_text("\n".join(parts))
+_CSV_FIELDS = ("method", "selection", "seeds", "mean", "mean_std", "worst", "worst_std", "diverged")
 
 
 def plot_sem(table: Sequence[dict]) -> Any:
@@ -183,112 +158,53 @@ def plot_sem(table: Sequence[dict]) -> Any:
     return fig
 
 
-def run_sem(
-    exp: Experiment,
-    *,
-    seeds: int | None = None,
-    steps: int | None = None,
-    out: str | os.PathLike = "results",
-    methods: Sequence[str] | None = None,
-    progress: bool | None = None,
-    plot: bool = True,
-    log: Any = None,
-    on_progress: Any = None,
-    overrides: Mapping[str, float] | None = None,
-    reuse_stale: bool = False,
-    checkpoints: bool = False,
-) -> list[dict]:
+def run_sem(run: Run) -> list[dict]:
     """The ``sem`` runner (`Experiment.runner`): every variant × method × seed, each method's seeds vmapped.
 
     Rows are appended to ``out/results.jsonl`` after each (variant, method) with ``test_mean`` = causal and
     ``test_worst`` = non-causal error (and ``coef``, β̂); rerunning skips (method, seed) pairs already there
     for the same steps and hyperparameters. ``table.md``, ``table.csv`` and ``plot.png`` follow, in ``out``
     for the full registered run and in ``out/partial/<tag>`` otherwise (`jaxirm.experiments` ``table_dir``).
+    The rows carry no provenance, so ``run.reuse_stale`` changes nothing.
 
     Args:
-      exp: the ``sem`` experiment.
-      seeds: number of seeds (default: the experiment's).
-      steps: training steps per run (default: the experiment's).
-      out: output directory.
-      methods: restrict to these method names (``"FOU: IRM (vector)"``, …).
-      progress: print progress lines (default: on an interactive terminal without ``CI``).
-      plot: write ``plot.png``.
-      log: a callable taking one line of progress text.
-      on_progress: ``(method, done, total)`` callback, as in `jaxirm.experiments.reproduce`.
-      overrides: ``{name: value}`` replacing the registered hyperparameters of the methods that take them.
-      reuse_stale: accepted for the interface; rows carry no provenance here.
-      checkpoints: not supported (must be False).
+      run: the checked run (`jaxirm.experiments.Run`) of `jaxirm.experiments.reproduce`'s arguments; its
+        method names read ``"FOU: IRM (vector)"``, ….
 
     Returns:
       The summary table (one row per variant × method, selection ``"final"``).
 
     Raises:
-      ValueError: ``seeds``/``steps`` < 1, ``checkpoints``, an unknown override, or ``out`` not writable.
-      KeyError: an unknown method name.
+      ValueError: ``run.checkpoints`` (not supported).
     """
-    from jaxirm.experiments._run import (
-        _is_current,
-        _progress_log,
-        check_out_dir,
-        read_results,
-        table_dir,
-    )
-    from jaxirm.experiments._store import append_rows, lock
-    from jaxirm.loops import sweep
-
-    del reuse_stale
-    if checkpoints:
+    if run.checkpoints:
         raise ValueError("the sem experiment does not save checkpoints; run it without --checkpoints")
-    num_seeds = exp.seeds if seeds is None else int(seeds)
-    num_steps = exp.num_steps if steps is None else int(steps)
-    if num_seeds < 1 or num_steps < 1:
-        raise ValueError(f"seeds and steps must be >= 1, got seeds={num_seeds}, steps={num_steps}")
-    chosen = exp.methods if methods is None else tuple(exp.method(m) for m in methods)
-    overrides = dict(overrides or {})
-    built = {m.name: m.build() for m in chosen}
-    hparams = {}
-    for m in chosen:
-        accepted = {k: v for k, v in overrides.items() if k in built[m.name].defaults}
-        hparams[m.name] = json.loads(json.dumps({k: float(v) for k, v in {**m.hparams, **accepted}.items()}))
-    unknown = set(overrides) - {k for s in built.values() for k in s.defaults}
-    if unknown:
-        raise ValueError(f"overrides: no sem method takes {sorted(unknown)}")
-    out = check_out_dir(out)
-    path = out / "results.jsonl"
-    log = _progress_log(log, progress)
-    tick = on_progress or (lambda method, done, total: None)
-    current = _is_current(exp, num_steps, hparams)
-
-    with lock(out):
-        done = {(r["method"], r["seed"]) for r in read_results(out) if current(r)}
+    with lock(run.out):
+        done = {(r["method"], r["seed"]) for r in read_results(run.out) if run.current(r)}
         data: dict[str, list] = {}
-        total, finished = len(chosen) * num_seeds, 0
-        for index, method in enumerate(chosen, start=1):
+        total, finished = len(run.methods) * run.seeds, 0
+        for index, method in enumerate(run.methods, start=1):
+            head = f"[{index}/{len(run.methods)}] {method.name}"
             variant, _ = _variant_of(method.name)
-            todo = [s for s in range(num_seeds) if (method.name, s) not in done]
-            tick(method.name, finished + num_seeds - len(todo), total)
-            finished += num_seeds
+            todo = [s for s in range(run.seeds) if (method.name, s) not in done]
+            run.tick(method.name, finished + run.seeds - len(todo), total)
+            finished += run.seeds
             if not todo:
-                log(f"[{index}/{len(chosen)}] {method.name}: all {num_seeds} seeds already in {path}")
+                run.log(f"{head}: all {run.seeds} seeds already in {run.results}")
                 continue
             if variant not in data:
-                data[variant] = [_load(s, variant)[0] for s in range(num_seeds)]
-            train = [data[variant][s] for s in todo]
-            batch = Batch(
-                x=np.stack([d.x for d in train]),
-                y=np.stack([d.y for d in train]),
-                envs=np.stack([d.envs for d in train]),
-            )
-            solver = built[method.name]
-            log(f"[{index}/{len(chosen)}] {method.name}: {len(todo)} seeds × {num_steps} steps ...")
+                data[variant] = [_load(s, variant)[0] for s in range(run.seeds)]
+            batch = to_batch([data[variant][s] for s in todo], with_z=False)
+            solver = run.solvers[method.name]
+            run.log(f"{head}: {len(todo)} seeds × {run.steps} steps ...")
             start = time.perf_counter()
             result = sweep(
                 solver,
                 batch,
-                num_steps,
+                run.steps,
                 seeds=todo,
-                grid={k: [v] for k, v in hparams[method.name].items()},
-                eval_every=num_steps,
+                grid={k: [v] for k, v in run.hparams[method.name].items()},
+                eval_every=run.steps,
                 metric="mse",
                 data_per_seed=True,
             )
@@ -299,40 +215,36 @@ def run_sem(
                 causal, noncausal = sem_errors(coefs[i], irm_sem_truth(config["seed"], variant=variant))
                 rows.append(
                     {
-                        "experiment": exp.name,
+                        "experiment": run.exp.name,
                         "method": method.name,
                         "seed": config["seed"],
                         "selection": "final",
                         "test_mean": causal,
                         "test_worst": noncausal,
-                        "step": num_steps,
+                        "step": run.steps,
                         "diverged": bool(result.diverged[i]),
-                        "steps": num_steps,
-                        "hparams": hparams[method.name],
+                        "steps": run.steps,
+                        "hparams": run.hparams[method.name],
                         "metric": "mse",
                         "coef": [float(c) for c in coefs[i]],
                         "sweep_wall_s": round(wall, 3),
                     }
                 )
-            append_rows(path, rows)
-            tick(method.name, finished, total)
-            log(
+            append_rows(run.results, rows)
+            run.tick(method.name, finished, total)
+            run.log(
                 f"    done in {wall:.1f} s: causal error {np.mean([r['test_mean'] for r in rows]):.4f}, "
                 f"non-causal {np.mean([r['test_worst'] for r in rows]):.4f}"
             )
-        rows = [r for r in read_results(out) if current(r) and r["seed"] < num_seeds]
-        table = []
-        for method in chosen:
-            sel = [r for r in rows if r["method"] == method.name]
-            if sel:
-                table.append(_summary_row(exp, method.name, sel))
+        chosen = {m.name for m in run.methods}
+        rows = [r for r in read_results(run.out) if run.current(r) and r["seed"] < run.seeds]
+        table = summarize(run.exp, [r for r in rows if r["method"] in chosen])
         # A partial run (other seeds/steps, a subset of methods, overrides) never replaces the full tables.
-        tables = table_dir(exp, out, seeds=seeds, steps=steps, methods=methods, overrides=overrides)
-        tables.mkdir(parents=True, exist_ok=True)
-        _write(exp, tables, table)
-        if plot and table:
+        run.tables.mkdir(parents=True, exist_ok=True)
+        _write_tables(run.exp, run.tables, table, fields=_CSV_FIELDS, body=_format(table))
+        if run.plot and table:
             fig = plot_sem(table)
-            fig.savefig(tables / "plot.png", dpi=120, bbox_inches="tight")
+            fig.savefig(run.tables / "plot.png", dpi=120, bbox_inches="tight")
     return table
 
 
@@ -356,12 +268,11 @@ def sem() -> Experiment:
     )
     return Experiment(
         name="sem",
-        description=(sem.__doc__ or "").strip().splitlines()[0],
         load=_load,
+        val=None,
         methods=methods,
-        num_steps=20_000,
-        seeds=10,
-        eval_every=20_000,
+        num_steps=SEM_STEPS,
+        eval_every=SEM_STEPS,
         metric="mse",
         selections=("final",),
         notes=(
@@ -369,8 +280,8 @@ def sem() -> Experiment:
             f"environments sigma {SEM_SIGMAS}, {SEM_N_PER_ENV} examples each",
             "Phi: the IRM paper's linear d x d map without bias, initialised to the identity; scalar-dummy "
             "methods predict (x Phi)·1, vector-dummy methods penalise the gradient w.r.t. w in w·(x Phi)",
-            "hyperparameters: Adam lr 1e-3, l2 0, penalty weight 1000 from step 0 (loss / (1 + lambda)), "
-            "20000 full-batch steps",
+            f"hyperparameters: {describe_hparams(SEM_HPARAMS, steps=SEM_STEPS)} (full batch; the loss is "
+            "divided by 1 + lambda)",
             "columns: causal error = mean squared error of S·beta on Z1's coefficients (ones); non-causal "
             "error = on Z2's (zeros); in results.jsonl they are test_mean and test_worst",
         ),

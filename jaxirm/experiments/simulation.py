@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
-from jaxirm import solvers
-from jaxirm.datasets import invariant_ceiling, logit_z
-from jaxirm.experiments._registry import Experiment, Method, PaperEntry, register
+from collections.abc import Callable
+
+from jaxirm.datasets import EnvData, invariant_ceiling, logit_z
+from jaxirm.experiments._methods import EIIL_NOTE, describe_hparams, paper_methods, released_maps_note
+from jaxirm.experiments._registry import Experiment, register
 from jaxirm.models import MLP
 from jaxirm.search import choice, log_uniform, search_space
 
-__all__ = ["SIMULATION_HPARAMS", "SIMULATION_SPACE", "simulation"]
+__all__ = [
+    "SIMULATION_HPARAMS",
+    "SIMULATION_SPACE",
+    "SIMULATION_STEPS",
+    "VAL_SEED_OFFSET",
+    "logit_z_val",
+    "on_simulation_data",
+    "simulation",
+]
 
 SIMULATION_HPARAMS = {"lr": 0.02, "l2": 0.002, "lam": 2000.0, "anneal_steps": 2000.0}
-"""The authors' IRM-TV-ℓ1 parameter map for logit_z (REFERENCE.md section 1.2), used for every method."""
+"""The authors' IRM-TV-ℓ1 parameter map for logit_z, used for every method.
+
+References:
+  The authors' released code (github.com/laizhr/OOD-TV-IRM, file ``IRM-TV/IRM_TV-Others/parameter.py``,
+  entry ``"IRM-TV-L1"`` / ``"logit_z"``), the code of Wang, Lai & Zhong, "Out-of-distribution Generalization
+  for Total Variation based Invariant Risk Minimization", ICLR 2025, arXiv:2502.19665.
+"""
+SIMULATION_STEPS = 5000
+"""Training steps of the simulation and of the experiments on its data."""
 
 SIMULATION_SPACE = search_space(
     lam=log_uniform(10.0, 1e4),
@@ -20,6 +38,9 @@ SIMULATION_SPACE = search_space(
     anneal_steps=choice(0.0, 500.0, 1000.0, 2000.0),
 )
 """The registered search space of `jaxirm search simulation` (each method searches the names it accepts)."""
+
+VAL_SEED_OFFSET = 1_000_003
+"""The validation set of seed s is a fresh ``logit_z`` draw with seed ``s + VAL_SEED_OFFSET``."""
 
 _SOURCE = "Wang, Lai & Zhong 2025, Table 2 (simulation)"
 _PAPER = {
@@ -37,22 +58,41 @@ _PAPER = {
 }
 
 LFF_SIMULATION_HPARAMS = {"lr": 0.0005, "l2": 0.002}
-"""The released LfF parameter map for logit_z (OOD-TV repository, ``EIIL&LfF_others/parameter.py``)."""
+"""The released LfF parameter map for logit_z (github.com/laizhr/OOD-TV-IRM, file
+``EIIL&LfF/EIIL&LfF_others/parameter.py``)."""
 TIVA_SIMULATION_HPARAMS = {"lr": 0.0005, "l2": 0.002, "lam": 2000.0, "anneal_steps": 1000.0}
-"""The released TIVA parameter map for logit_z (OOD-TV repository, ``TIVA/parameter.py``)."""
+"""The released TIVA parameter map for logit_z (github.com/laizhr/OOD-TV-IRM, file ``TIVA/parameter.py``)."""
 
 
-def _paper(name: str) -> PaperEntry | None:
-    if name not in _PAPER:
-        return None
-    return PaperEntry(*_PAPER[name], source=_SOURCE)
+def logit_z_val(n_train: int = 1000, **setting) -> Callable[[int, EnvData], tuple[EnvData, EnvData]]:
+    """`Experiment.val` for ``logit_z`` data: a fresh draw of the training environments, never test data.
+
+    Args:
+      n_train: validation rows (over all training environments).
+      setting: the other `jaxirm.datasets.logit_z` arguments of the experiment (its training environments).
+
+    Returns:
+      ``val(seed, train) -> (train, logit_z(seed + VAL_SEED_OFFSET, n_train=n_train, ...) training part)``.
+    """
+
+    def val(seed: int, train: EnvData) -> tuple[EnvData, EnvData]:
+        held_out, _ = logit_z(seed + VAL_SEED_OFFSET, n_train=n_train, n_test=4, **setting)
+        return train, held_out
+
+    return val
 
 
-def _load(seed: int):
-    train, test = logit_z(seed)
-    # Held-out data of the two *training* environments, for train-val selection (never test data).
-    val, _ = logit_z(seed + 1_000_003, n_train=1000, n_test=4)
-    return train, val, test
+def on_simulation_data(**fields) -> Experiment:
+    """An `Experiment` on the simulation's data and schedule: ``logit_z`` with its defaults, validation draws
+    from `logit_z_val`, `SIMULATION_STEPS` steps, the invariant ceiling of label noise 0.1; ``fields`` give
+    the rest (``name``, ``methods``, ``notes``, …)."""
+    return Experiment(
+        load=logit_z,
+        val=logit_z_val(),
+        num_steps=SIMULATION_STEPS,
+        ceiling=invariant_ceiling(0.1, 5),
+        **fields,
+    )
 
 
 @register("simulation")
@@ -65,75 +105,37 @@ def simulation() -> Experiment:
     0.7924). Every method uses Adam lr 0.02, L2 0.002, penalty weight 2000 after a 2000-step ERM warm-up,
     5000 steps; Φ is a linear model; Minimax methods infer 2 environments from z = time. LfF and TIVA use
     their own released parameter maps (see the notes).
+
+    References:
+      Wang, Lai & Zhong, "Out-of-distribution Generalization for Total Variation based Invariant Risk
+      Minimization", ICLR 2025, arXiv:2502.19665 (Table 2, left: the published numbers).
+      Lai & Wang, "Invariant Risk Minimization Is A Total Variation Model", ICML 2024, arXiv:2405.01389
+      (IRM-TV-ℓ1). The parameter maps: the authors' released code (github.com/laizhr/OOD-TV-IRM, files
+      ``IRM-TV/IRM_TV-Others/parameter.py``, ``EIIL&LfF/EIIL&LfF_others/parameter.py`` and
+      ``TIVA/parameter.py``).
     """
-    mlp = MLP()
-    methods = [
-        Method("ERM", lambda: solvers.erm(mlp), {"lr": 0.02, "l2": 0.002}),
-        Method("IRM", lambda: solvers.irm(mlp, penalty="tv_l2"), SIMULATION_HPARAMS, _paper("IRM")),
-        Method(
-            "IRM-TV-l1", lambda: solvers.irm(mlp, penalty="tv_l1"), SIMULATION_HPARAMS, _paper("IRM-TV-l1")
-        ),
-        Method("VREx", lambda: solvers.irm(mlp, penalty="vrex"), SIMULATION_HPARAMS),
-        Method("ZIN", lambda: solvers.minimax(mlp, penalty="tv_l2"), SIMULATION_HPARAMS, _paper("ZIN")),
-        Method(
-            "Minimax-TV-l1",
-            lambda: solvers.minimax(mlp, penalty="tv_l1"),
-            SIMULATION_HPARAMS,
-            _paper("Minimax-TV-l1"),
-        ),
-        Method(
-            "OOD-TV-IRM-l1",
-            lambda: solvers.ood_tv(mlp, base="irm", penalty="tv_l1", lam_hidden=1),
-            SIMULATION_HPARAMS,
-            _paper("OOD-TV-IRM-l1"),
-        ),
-        Method(
-            "OOD-TV-IRM-l2",
-            lambda: solvers.ood_tv(mlp, base="irm", penalty="tv_l2", lam_hidden=1),
-            SIMULATION_HPARAMS,
-            _paper("OOD-TV-IRM-l2"),
-        ),
-        Method(
-            "OOD-TV-Minimax-l1",
-            lambda: solvers.ood_tv(mlp, base="minimax", penalty="tv_l1", lam_hidden=1),
-            SIMULATION_HPARAMS,
-            _paper("OOD-TV-Minimax-l1"),
-        ),
-        Method(
-            "OOD-TV-Minimax-l2",
-            lambda: solvers.ood_tv(mlp, base="minimax", penalty="tv_l2", lam_hidden=1),
-            SIMULATION_HPARAMS,
-            _paper("OOD-TV-Minimax-l2"),
-        ),
-        Method(
-            "EIIL",
-            lambda: solvers.eiil(mlp, reference_steps=1000, infer_steps=1000),
-            {**SIMULATION_HPARAMS, "anneal_steps": 1000.0},
-            _paper("EIIL"),
-        ),
-        Method("LfF", lambda: solvers.lff(mlp), LFF_SIMULATION_HPARAMS, _paper("LfF")),
-        Method("TIVA", lambda: solvers.tiva(mlp), TIVA_SIMULATION_HPARAMS, _paper("TIVA")),
-    ]
-    return Experiment(
+    methods = paper_methods(
+        MLP(),
+        SIMULATION_HPARAMS,
+        paper=_PAPER,
+        source=_SOURCE,
+        lam_hidden=1,
+        vrex=True,
+        lff_hparams=LFF_SIMULATION_HPARAMS,
+        tiva_hparams=TIVA_SIMULATION_HPARAMS,
+    )
+    return on_simulation_data(
         name="simulation",
-        description=(simulation.__doc__ or "").strip().splitlines()[0],
-        load=_load,
-        methods=tuple(methods),
-        num_steps=5000,
-        seeds=10,
-        eval_every=100,
-        metric="accuracy",
-        ceiling=invariant_ceiling(0.1, 5),
+        methods=methods,
         search_space=SIMULATION_SPACE,
         notes=(
             "setting: logit_z, train p_s (0.999, 0.7), test p_s (0.999, 0.8, 0.2, 0.001), label noise 0.1, "
             "dims 5 + 5, n 5000/5000 (the authors' IRM-TV-l1 parameter map; see the docs' Results page)",
-            "hyperparameters: Adam lr 0.02, l2 0.002, penalty weight 2000 after 2000 warm-up steps, "
-            "5000 steps; EIIL: 1000 reference + 1000 inference steps, then IRM with a 1000-step warm-up",
-            "LfF and TIVA: their released logit_z parameter maps, 5000 steps: LfF Adam lr 0.0005, "
-            "l2 0.002, GCE q 0.7, loss EMA 0.7; TIVA lr 0.0005 (all three players), l2 0.002, penalty "
-            "weight 2000 after 1000 warm-up steps, gate sigma 1, gate sparsity 0.001, 2 environments "
-            "inferred from (1 - gates) x [x, z]",
-            "invariant ceiling: 0.8899 (the best any invariant predictor can do in every test environment)",
+            f"hyperparameters: {describe_hparams(SIMULATION_HPARAMS, steps=SIMULATION_STEPS)}; {EIIL_NOTE}",
+            released_maps_note(
+                "logit_z", SIMULATION_STEPS, lff=LFF_SIMULATION_HPARAMS, tiva=TIVA_SIMULATION_HPARAMS
+            ),
+            f"invariant ceiling: {invariant_ceiling(0.1, 5):.4f} (the best any invariant predictor can do in "
+            "every test environment)",
         ),
     )

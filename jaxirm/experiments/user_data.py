@@ -1,8 +1,9 @@
 """Experiments on data the user supplies: King County house prices and the ZIN CelebA features.
 
-Their files cannot be redistributed, so they are looked up in the folder named by the ``JAXIRM_DATA``
-environment variable (default ``data/`` in the working directory; ``jaxirm reproduce --data-dir DIR`` sets
-it). A missing file stops the run with a message naming the file and where it was looked for.
+Their files cannot be redistributed, so they are looked up in a data folder: the ``data_dir`` given to
+`jaxirm.experiments.reproduce` or `jaxirm.experiments.search` (``jaxirm reproduce --data-dir DIR``), else
+the folder named by the ``JAXIRM_DATA`` environment variable, else ``data/`` in the working directory
+(`data_folder`). A missing file stops the run with a message naming the file and where it was looked for.
 """
 
 from __future__ import annotations
@@ -10,17 +11,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from jaxirm.datasets import celeba_features, holdout, king_county
-from jaxirm.experiments._methods import paper_methods
+from jaxirm._validation import check_path
+from jaxirm.datasets import celeba_features, king_county
+from jaxirm.experiments._methods import describe_hparams, paper_methods, released_maps_note
 from jaxirm.experiments._registry import Experiment, register
-from jaxirm.experiments.house import HOUSE_HPARAMS, HOUSE_TIVA_HPARAMS
-from jaxirm.losses import squared_error
+from jaxirm.experiments.house import house_prices
 from jaxirm.models import MLP
 
-__all__ = ["data_dir", "house_kc", "celeba", "CELEBA_HPARAMS", "CELEBA_FILES", "KC_FILES"]
+__all__ = [
+    "data_folder",
+    "house_kc",
+    "celeba",
+    "CELEBA_HPARAMS",
+    "CELEBA_FILES",
+    "DATA_ENV",
+    "KC_FILES",
+]
 
 DATA_ENV = "JAXIRM_DATA"
-"""The environment variable naming the folder of user-supplied data files."""
+"""The environment variable naming the default folder of user-supplied data files."""
 
 KC_FILES = ("kc_house_data.csv", "house_data_precessed.csv")
 """File names of the King County data, in the order they are looked for."""
@@ -34,40 +43,57 @@ CELEBA_FILES = (
 CELEBA_HPARAMS = {"lr": 0.005, "l2": 0.001, "lam": 10000.0, "anneal_steps": 8000.0}
 """ZIN's CelebA command (its README reports 76.29 % for ZIN): Adam lr 0.005, L2 0.001, λ 10⁴ after 8000
 warm-up steps, 8500 steps."""
+CELEBA_STEPS = 8500
+"""Training steps of ZIN's CelebA command."""
 CELEBA_LFF_HPARAMS = {"lr": 0.0001, "l2": 0.001}
-"""The released LfF parameter map for CelebA (OOD-TV repository, ``EIIL&LfF_others/parameter.py``)."""
+"""The released LfF parameter map for CelebA (github.com/laizhr/OOD-TV-IRM, file
+``EIIL&LfF/EIIL&LfF_others/parameter.py``)."""
 CELEBA_TIVA_HPARAMS = {"lr": 0.0001, "l2": 0.001, "lam": 2000.0, "anneal_steps": 1000.0}
-"""The released TIVA parameter map for CelebA (``TIVA/parameter.py``)."""
+"""The released TIVA parameter map for CelebA (github.com/laizhr/OOD-TV-IRM, file ``TIVA/parameter.py``)."""
 
 
-def data_dir() -> Path:
-    """The folder of user-supplied data: ``$JAXIRM_DATA``, or ``data/`` in the working directory."""
+def data_folder(data_dir: str | os.PathLike | None = None) -> Path:
+    """The folder of user-supplied data: ``data_dir``, else ``$JAXIRM_DATA``, else ``data/`` (in the working
+    directory).
+
+    The one place that reads ``JAXIRM_DATA``: the loaders of the experiments with
+    `Experiment.needs_data_dir` resolve the ``data_dir`` they are given (None when the caller gave none)
+    here.
+
+    Raises:
+      TypeError: ``data_dir`` is not a path.
+    """
+    if data_dir is not None:
+        return check_path("data_dir", data_dir)
     return Path(os.environ.get(DATA_ENV) or "data")
 
 
-def _find(names: tuple[str, ...], what: str) -> Path:
-    folder = data_dir()
+def find_file(data_dir: str | os.PathLike | None, names: tuple[str, ...], what: str) -> Path:
+    """The first of ``names`` that is a file in `data_folder` (``data_dir``).
+
+    Raises:
+      FileNotFoundError: none is; the message names every path looked at and how to point at the folder.
+    """
+    folder = data_folder(data_dir)
     for name in names:
         if (folder / name).is_file():
             return folder / name
     raise FileNotFoundError(
         f"{what} not found: looked for {', '.join(str(folder / n) for n in names)}; put the file there or "
-        f"point {DATA_ENV} (jaxirm reproduce --data-dir) at the folder holding it"
+        f"point --data-dir (reproduce's data_dir) or {DATA_ENV} at the folder holding it"
     )
 
 
-def _load_kc(seed: int):
-    train, test = king_county(_find(KC_FILES, "the King County house-sales CSV"), split="code")
-    train, val = holdout(train, 0.1, seed)
-    return train, val, test
+def _load_kc(seed: int, data_dir: str | os.PathLike | None = None):
+    del seed  # one fixed split; the validation rows held out (Experiment.val) depend on the seed
+    return king_county(find_file(data_dir, KC_FILES, "the King County house-sales CSV"), split="code")
 
 
-def _load_celeba(seed: int):
-    train_path = _find(CELEBA_FILES[:1], "the ZIN CelebA training features")
-    test_path = _find(CELEBA_FILES[1:], "the ZIN CelebA test features")
-    train, test = celeba_features(train_path, test_path)
-    train, val = holdout(train, 0.1, seed)
-    return train, val, test
+def _load_celeba(seed: int, data_dir: str | os.PathLike | None = None):
+    del seed  # fixed files; the validation rows held out (Experiment.val) depend on the seed
+    train_path = find_file(data_dir, CELEBA_FILES[:1], "the ZIN CelebA training features")
+    test_path = find_file(data_dir, CELEBA_FILES[1:], "the ZIN CelebA test features")
+    return celeba_features(train_path, test_path)
 
 
 _KC_SOURCE = "Wang, Lai & Zhong 2025, Table 4 (house prices, MSE)"
@@ -108,38 +134,19 @@ def house_kc() -> Experiment:
     (1900–1969, 10 % of each held out for train-val selection), 5 test decades (1970–2019), 15 features,
     price z-scored within built year, z = built year. Φ: MLP with 32 hidden units, squared error; ρ: 64 hidden
     units, 4 inferred environments; ZIN's house command for every method (Adam lr 0.005, L2 0.001, λ 1000
-    after 5000 warm-up steps, 5901 steps). The file is looked up in ``$JAXIRM_DATA`` (default ``data/``).
+    after 5000 warm-up steps, 5901 steps). The file is looked up in the data folder (`data_folder`).
     """
-    methods = paper_methods(
-        MLP(hidden=(32,)),
-        HOUSE_HPARAMS,
+    return house_prices(
+        "house-kc",
+        _load_kc,
+        num_envs=7,
         paper=_KC_PAPER,
         source=_KC_SOURCE,
-        num_envs=7,
-        infer_envs=4,
-        infer_hidden=64,
-        loss=squared_error,
-        tiva_hparams=HOUSE_TIVA_HPARAMS,
-        tiva_hidden=64,
-    )
-    return Experiment(
-        name="house-kc",
-        description=(house_kc.__doc__ or "").strip().splitlines()[0],
-        load=_load_kc,
-        methods=methods,
-        num_steps=5901,
-        seeds=10,
-        eval_every=100,
-        metric="mse",
-        notes=(
+        needs_data_dir=True,
+        data_notes=(
             "data: King County house sales (user file kc_house_data.csv or the released code's "
             "house_data_precessed.csv); train decades 1900-1969 (the code's split; the paper's text says "
             "1900-1950), test 1970-2019",
-            "hyperparameters: ZIN's house command for every method (Adam lr 0.005, L2 0.001, lambda 1000 "
-            "after 5000 warm-up steps, 5901 steps, MLP 32 hidden, rho 64 hidden, 4 inferred environments)",
-            "TIVA: its released house-price map (Adam lr 0.004 for all three players, L2 0.001, lambda 10000 "
-            "after 500 warm-up steps, rho 64 hidden, 2 inferred environments, gate sigma 1, gate sparsity "
-            "0.001); LfF: no row, as in the paper (unstable on house price; GCE is undefined for regression)",
         ),
     )
 
@@ -152,34 +159,26 @@ def celeba() -> Experiment:
     out for train-val selection); test: 4 environments of 5000 (1 %, 20 %, 80 %, 99.9 %). Φ: MLP with 16
     hidden units on the 512 features; ρ infers 2 environments from the 7 auxiliary attributes. ZIN's CelebA
     command for every method (Adam lr 0.005, L2 0.001, λ 10⁴ after 8000 warm-up steps, 8500 steps). The CSVs
-    are looked up in ``$JAXIRM_DATA/CelebA/`` (default ``data/CelebA/``).
+    are looked up in the data folder's ``CelebA/`` (`data_folder`).
     """
     methods = paper_methods(
         MLP(hidden=(16,)),
         CELEBA_HPARAMS,
         paper=_CELEBA_PAPER,
         source=_CELEBA_SOURCE,
-        num_envs=2,
-        infer_envs=2,
         lff_hparams=CELEBA_LFF_HPARAMS,
         tiva_hparams=CELEBA_TIVA_HPARAMS,
     )
     return Experiment(
         name="celeba",
-        description=(celeba.__doc__ or "").strip().splitlines()[0],
         load=_load_celeba,
+        needs_data_dir=True,
         methods=methods,
-        num_steps=8500,
-        seeds=10,
-        eval_every=100,
-        metric="accuracy",
+        num_steps=CELEBA_STEPS,
         notes=(
             f"data: the ZIN CelebA feature CSVs ({CELEBA_FILES[0]}, {CELEBA_FILES[1]})",
-            "hyperparameters: ZIN's CelebA command for every method (Adam lr 0.005, L2 0.001, lambda 10000 "
-            "after 8000 warm-up steps, 8500 steps, MLP 16 hidden)",
-            "LfF and TIVA: their released CelebA parameter maps, 8500 steps: LfF Adam lr 0.0001, L2 0.001, "
-            "GCE q 0.7, loss EMA 0.7; TIVA lr 0.0001 (all three players), L2 0.001, lambda 2000 after 1000 "
-            "warm-up steps, gate sigma 1, gate sparsity 0.001, 2 environments inferred from (1 - gates) x "
-            "[x, z]",
+            "hyperparameters: ZIN's CelebA command for every method "
+            f"({describe_hparams(CELEBA_HPARAMS, steps=CELEBA_STEPS)}, MLP 16 hidden)",
+            released_maps_note("CelebA", CELEBA_STEPS, lff=CELEBA_LFF_HPARAMS, tiva=CELEBA_TIVA_HPARAMS),
         ),
     )
