@@ -54,40 +54,23 @@ def plot_results(
         fig, ax = plt.subplots(figsize=(width_in, 4.2))
     xs = range(len(rows))
     width = 0.2
-    ax.bar(
-        [x - 1.5 * width for x in xs],
-        [e["mean"] for e in rows],
-        width,
-        yerr=[e["mean_std"] for e in rows],
-        label="ours: mean",
-        color="#4c72b0",
-    )
-    ax.bar(
-        [x - 0.5 * width for x in xs],
-        [e["worst"] for e in rows],
-        width,
-        yerr=[e["worst_std"] for e in rows],
-        label="ours: worst",
-        color="#dd8452",
-    )
     paper = [(x, e) for x, e in zip(xs, rows, strict=True) if "paper_mean" in e]
-    if paper:
-        ax.bar(
-            [x + 0.5 * width for x, _ in paper],
-            [e["paper_mean"] for _, e in paper],
-            width,
-            yerr=[e["paper_mean_std"] for _, e in paper],
-            label="paper: mean",
-            color="#8fa8d6",
-        )
-        ax.bar(
-            [x + 1.5 * width for x, _ in paper],
-            [e["paper_worst"] for _, e in paper],
-            width,
-            yerr=[e["paper_worst_std"] for _, e in paper],
-            label="paper: worst",
-            color="#f0b890",
-        )
+    bars = (
+        (-1.5, "ours", "", "mean", "#4c72b0", list(zip(xs, rows, strict=True))),
+        (-0.5, "ours", "", "worst", "#dd8452", list(zip(xs, rows, strict=True))),
+        (0.5, "paper", "paper_", "mean", "#8fa8d6", paper),
+        (1.5, "paper", "paper_", "worst", "#f0b890", paper),
+    )
+    for offset, who, prefix, key, color, points in bars:
+        if points:
+            ax.bar(
+                [x + offset * width for x, _ in points],
+                [e[f"{prefix}{key}"] for _, e in points],
+                width,
+                yerr=[e[f"{prefix}{key}_std"] for _, e in points],
+                label=f"{who}: {key}",
+                color=color,
+            )
     if getattr(experiment, "ceiling", None) is not None:
         ax.axhline(
             experiment.ceiling,

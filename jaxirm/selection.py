@@ -283,13 +283,7 @@ def select_config(
                 "train-val selection needs a sweep run with a val batch (held-out training rows)"
             )
         val = np.where(np.isfinite(history["val"]), history["val"], np.nan)
-        with _quiet():
-            idx = np.where(
-                np.all(np.isnan(val), -1),
-                val.shape[-1] - 1,
-                argbest(np.where(np.isnan(val), _worst(metric), val), -1),
-            )
-        run_scores = np.take_along_axis(val, idx[:, None], -1)[:, 0]
+        idx, run_scores = _best_steps(val, metric, argbest)
     elif selection == "leave-one-env-out":
         if not held_out:
             raise ValueError(
@@ -305,13 +299,7 @@ def select_config(
         # Per step, the held-out environments' metric averaged over the held-out sweeps.
         val = np.mean([np.asarray(o.history["val"], np.float64) for o in held_out], axis=0)
         val = np.where(np.isfinite(val), val, np.nan)
-        with _quiet():
-            idx = np.where(
-                np.all(np.isnan(val), -1),
-                val.shape[-1] - 1,
-                argbest(np.where(np.isnan(val), _worst(metric), val), -1),
-            )
-        run_scores = np.take_along_axis(val, idx[:, None], -1)[:, 0]
+        idx, run_scores = _best_steps(val, metric, argbest)
     else:  # oracle
         sel = result.selection["oracle"]
         run_scores = np.asarray(sel["test_mean"], np.float64)
@@ -341,6 +329,18 @@ def select_config(
         test_worst=np.asarray(worst, np.float64),
         diverged=diverged[:, index],
     )
+
+
+def _best_steps(val: np.ndarray, metric: str, argbest) -> tuple[np.ndarray, np.ndarray]:
+    """Per run, the evaluation with the best validation score (NaN: diverged, never best; the last step when
+    every score is NaN) and that score."""
+    with _quiet():
+        idx = np.where(
+            np.all(np.isnan(val), -1),
+            val.shape[-1] - 1,
+            argbest(np.where(np.isnan(val), _worst(metric), val), -1),
+        )
+    return idx, np.take_along_axis(val, idx[:, None], -1)[:, 0]
 
 
 def _worst(metric: str) -> float:
