@@ -33,8 +33,16 @@ def scan_steps(
     batch: Batch,
     length: int,
     batch_size: int | None,
-) -> tuple[tuple[SolverState, Any], Metrics]:
-    """``length`` steps of ``solver.step`` in one `lax.scan`; the key is split only to draw minibatches."""
+    *,
+    metrics: bool = True,
+) -> tuple[tuple[SolverState, Any], Metrics | None]:
+    """``length`` steps of ``solver.step`` in one `lax.scan`; the key is split only to draw minibatches.
+
+    With ``metrics=False`` the steps' metrics are dropped (None), so XLA computes only what the updates
+    need; ``length`` 0 returns the inputs.
+    """
+    if length == 0:
+        return (state, key), None
 
     def body(carry, _):
         state, key = carry
@@ -43,8 +51,8 @@ def scan_steps(
         else:
             key, sub = jax.random.split(key)
             b = minibatch(batch, sub, batch_size)
-        state, metrics = solver.step(state, b)
-        return (state, key), metrics
+        state, out = solver.step(state, b)
+        return (state, key), (out if metrics else None)
 
     return jax.lax.scan(body, (state, key), None, length=length)
 
@@ -124,7 +132,10 @@ def chunk(
     """``length`` steps, then one evaluation record: the last step's metrics, ``step``, and with a test
     batch ``test_env`` ``[E_test]``, ``test_mean``, ``test_worst``; with a validation batch ``val`` (the
     mean over its environments that hold examples)."""
-    (state, key), metrics = scan_steps(solver, carry[0], carry[1], batch, length, batch_size)
+    # The metrics of the chunk's last step only: the other steps' are never computed (XLA drops the loss
+    # value, which no update needs), so a chunk is length − 1 steps without metrics and one with.
+    (state, key), _ = scan_steps(solver, carry[0], carry[1], batch, length - 1, batch_size, metrics=False)
+    (state, key), metrics = scan_steps(solver, state, key, batch, 1, batch_size)
     record = {k: v[-1] for k, v in metrics.items()}
     record["step"] = state.step
     if test is not None:

@@ -19,25 +19,28 @@ from jaxirm._validation import check_hparams
 from jaxirm.models import flatten_params
 
 
-def freeze_if_nonfinite(state: SolverState, proposal: SolverState, *values: jax.Array) -> SolverState:
+def freeze_if_nonfinite(state: SolverState, proposal: SolverState) -> SolverState:
     """The divergence guard every solver's step ends with.
 
     Returns ``proposal`` when it is finite — its parameters, optimizer states (Adam's second moment can
-    overflow to inf while the loss stays finite, zeroing every update), dual players and ``aux`` — and so
-    are ``values`` (the step's loss terms); otherwise, or once the run has diverged, the last finite
-    ``state``, flagged. The step counter advances either way.
+    overflow to inf while the loss stays finite, zeroing every update), dual players and ``aux`` —
+    otherwise, or once the run has diverged, the last finite ``state``, flagged. The step counter advances
+    either way.
+
+    The loss itself is not part of the check: a non-finite loss makes its gradients, and so the parameters
+    and optimizer moments the step produces, non-finite. Leaving it out lets XLA skip computing the loss's
+    value (softplus and friends, a quarter of a step) on every step whose metrics are not kept, i.e. all
+    but the last step of each evaluation chunk in `jaxirm.fit` and `jaxirm.sweep`.
     """
     parts = (proposal.params, proposal.opt_state, proposal.dual_params, proposal.dual_opt_state, proposal.aux)
-    ok = all_finite((parts, values)) & ~state.diverged
+    ok = all_finite(parts) & ~state.diverged
     return tree_where(ok, proposal, state)._replace(step=state.step + 1, diverged=state.diverged | ~ok)
 
 
-def finish_step(
-    state: SolverState, proposal: SolverState, metrics: dict, *values: jax.Array
-) -> tuple[SolverState, dict]:
-    """The end of every solver's step: the divergence guard (`freeze_if_nonfinite` on ``values``, the step's
-    loss terms) and the metrics as float32 scalars with ``diverged``."""
-    new_state = freeze_if_nonfinite(state, proposal, *values)
+def finish_step(state: SolverState, proposal: SolverState, metrics: dict) -> tuple[SolverState, dict]:
+    """The end of every solver's step: the divergence guard (`freeze_if_nonfinite`) and the metrics as
+    float32 scalars with ``diverged``."""
+    new_state = freeze_if_nonfinite(state, proposal)
     metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
     metrics["diverged"] = new_state.diverged
     return new_state, metrics
@@ -261,7 +264,7 @@ def make_solver(cfg: GameConfig) -> Solver:
         proposal = state._replace(
             params=params, opt_state=opt_state, dual_params=dual, dual_opt_state=dual_opt
         )
-        return finish_step(state, proposal, metrics, metrics["loss"])
+        return finish_step(state, proposal, metrics)
 
     def predict(state: SolverState, x: jax.Array) -> jax.Array:
         return logits_of(cfg, cfg.apply_fn(state.params, x))

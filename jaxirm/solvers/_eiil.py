@@ -96,7 +96,7 @@ def make_eiil(
         phase = jnp.where(state.step < reference_steps, 0, jnp.where(state.step < offset, 1, 2))
         proposal, loss, pen = jax.lax.switch(phase, (reference_phase, infer_phase, irm_phase), state, batch)
         metrics = {"loss": loss, "penalty": pen, "phase": phase}
-        return finish_step(state, proposal, metrics, loss, pen)
+        return finish_step(state, proposal, metrics)
 
     return Solver(
         init=init,

@@ -183,7 +183,7 @@ def make_lff(
         )
         loss = loss_d + loss_b
         metrics = {"loss": loss, "risk": risk_d, "bias_loss": risk_b, "weight": jnp.mean(weights)}
-        return finish_step(state, proposal, metrics, loss)
+        return finish_step(state, proposal, metrics)
 
     return Solver(
         init=init,

@@ -225,7 +225,7 @@ def make_tiva(
             "open_gates": jnp.mean(gate > 0.0),
             "env_share": jnp.max(jnp.mean(envs, axis=0)),
         }
-        return finish_step(state, proposal, metrics, loss)
+        return finish_step(state, proposal, metrics)
 
     return Solver(
         init=init,
