@@ -6,8 +6,8 @@ IRMv1 = TV-ℓ2 (`tv_l2`), IRM-TV-ℓ1 (`tv_l1`), V-REx (`vrex`) and split-batch
 """
 
 from jaxirm import checkpoint, envs, losses, penalties, provenance, risks, search, selection
-from jaxirm.checkpoint import load
 from jaxirm._types import Batch
+from jaxirm.checkpoint import load
 from jaxirm.envs import env_mask, env_mass, env_means, env_measure, one_hot, split_halves
 from jaxirm.loops import FitResult, SweepResult, evaluate, fit, run, sweep
 from jaxirm.penalties import tv_l1, tv_l1_split, tv_l2, tv_l2_split, vrex

@@ -238,7 +238,9 @@ def _app():
                 checkpoints=checkpoints,
                 **_shared(seeds, steps, method, reuse_stale, data_dir),
             )
-        for selection in ("final", "train-val", "oracle"):
+        from jaxirm.selection import STEP_SELECTIONS
+
+        for selection in STEP_SELECTIONS:
             if any(e["selection"] == selection for e in table):
                 typer.echo(f"\n{exp.name} — selection: {selection}\n")
                 typer.echo(experiments.format_table(exp, table, selection))

@@ -26,7 +26,6 @@ __all__ = [
 ]
 
 
-
 def _tag(kind: str):
     def deco(fn):
         fn.kind = kind

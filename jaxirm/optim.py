@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxirm import _validation as _v
+
 __all__ = ["ConvergentStepState", "scale_by_convergent_step", "convergent_sgd"]
 
 
@@ -22,11 +24,8 @@ class ConvergentStepState(NamedTuple):
 
 
 def _check_power(power: float) -> float:
-    if isinstance(power, bool) or not isinstance(power, (int, float)) or not power > 0:
-        raise ValueError(
-            f"power must be a positive number (p > 1 for the convergence guarantee), got {power}"
-        )
-    return float(power)
+    what = "a positive number (p > 1 for the convergence guarantee)"
+    return _v.check_number("power", power, low=0.0, open_low=True, what=what)
 
 
 def scale_by_convergent_step(

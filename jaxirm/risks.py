@@ -34,7 +34,6 @@ from jaxirm.envs import _env_means, split_halves
 __all__ = ["env_risks", "scale_grads", "feature_scale_grads", "split_scale_grads"]
 
 
-
 def _check(loss_fn, logits, y, envs, num_envs):
     logits = _v.check_logits(loss_fn, logits)
     y = _v.check_targets(loss_fn, logits, y)

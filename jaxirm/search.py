@@ -24,6 +24,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from jaxirm import _validation as _v
+
 __all__ = ["Range", "SearchSpace", "choice", "log_uniform", "search_space", "uniform"]
 
 
@@ -126,8 +128,7 @@ class SearchSpace:
         Returns:
           ``n`` dicts ``{name: float}``.
         """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n must be an int >= 1, got {n!r}")
+        n = _v.check_int("n", n, 1)
         columns = {
             name: r.draw(np.random.default_rng([int(seed), zlib.crc32(name.encode())]), int(n))
             for name, r in self.ranges.items()

@@ -236,8 +236,10 @@ def check_inputs(
     size = check_batch_size(solver, batch_size, batch.x.shape[lead])
     checked = {}
     for name, other in (("test", test), ("val", val)):
-        checked[name] = (None, None) if other is None else check_stacked(
-            solver, other, name, stacked, num_seeds, test=True
+        checked[name] = (
+            (None, None)
+            if other is None
+            else check_stacked(solver, other, name, stacked, num_seeds, test=True)
         )
         if other is not None:
             check_features(name, checked[name][0].x, batch.x, lead + 1)

@@ -10,6 +10,7 @@ from typing import Any
 
 from jaxirm._validation import check_fraction
 from jaxirm.datasets import EnvData, holdout
+from jaxirm.selection import STEP_SELECTIONS
 from jaxirm.solvers import Solver
 
 __all__ = ["Method", "Experiment", "PaperEntry", "register", "get", "names"]
@@ -107,7 +108,7 @@ class Experiment:
     metric: str = "accuracy"
     ceiling: float | None = None
     notes: tuple[str, ...] = ()
-    selections: tuple[str, ...] = ("final", "train-val", "oracle")
+    selections: tuple[str, ...] = STEP_SELECTIONS
     trajectories: tuple[str, ...] = ()
     search_space: Any = None
     runner: Callable[..., list[dict]] | None = None

@@ -38,11 +38,7 @@ _MIN_WEIGHT = 2.0**-10
 
 
 def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a Python int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
+    return _v.check_int(name, value, 1, what="a Python int")
 
 
 def _float32_bound(name: str, value: Any) -> float:
