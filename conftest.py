@@ -10,6 +10,10 @@ _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
     os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
 
+# In-process CLI tests must leave jax's global config alone: no persistent compilation cache by default
+# (tests/test_cli.py turns it on in a subprocess to test it).
+os.environ.setdefault("JAXIRM_COMPILE_CACHE", "0")
+
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(

@@ -93,11 +93,11 @@ def run(
     Examples:
       >>> import jax
       >>> import jaxirm
-      >>> from flax import linen as nn
       >>> from jaxirm import solvers
+      >>> from jaxirm.models import MLP
       >>> from jaxirm.datasets import logit_z, to_batch
       >>> train, _ = logit_z(0, n_train=200, n_test=8)
-      >>> solver = solvers.irm(nn.Dense(1), penalty="tv_l1")
+      >>> solver = solvers.irm(MLP(), penalty="tv_l1")
       >>> batch = to_batch(train, with_z=False)
       >>> state = solver.init(jax.random.key(0), batch)
       >>> state, metrics = jax.jit(jaxirm.run, static_argnums=(0, 3))(solver, state, batch, 50)

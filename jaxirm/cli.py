@@ -129,6 +129,41 @@ def _parse_set(items: Sequence[str] | None) -> dict[str, float]:
     return out
 
 
+def _cache_dir() -> str:
+    """Where the persistent compilation cache lives: ``$JAXIRM_CACHE_DIR``, else the user's cache folder
+    (``$XDG_CACHE_HOME``, else ``~/.cache``) ``/jaxirm/xla``."""
+    import os
+
+    if os.environ.get("JAXIRM_CACHE_DIR"):
+        return os.environ["JAXIRM_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "jaxirm", "xla")
+
+
+def _configure_jax(compile_cache: bool) -> None:
+    """Before anything is computed: JAX's persistent compilation cache (a rerun loads the compiled programs
+    instead of compiling them again) and, on CPU, one JAX device per core the process may use, so that a
+    sweep's runs are sharded over every core. Either is left alone when the user already set it (a cache
+    folder, ``JAX_NUM_CPU_DEVICES`` or ``XLA_FLAGS=--xla_force_host_platform_device_count``), or when JAX has
+    already started in this process (the device count is fixed then)."""
+    import os
+
+    import jax
+
+    if compile_cache and not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", _cache_dir())
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # small programs too
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "") or os.environ.get(
+        "JAX_NUM_CPU_DEVICES"
+    ):
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        jax.config.update("jax_num_cpu_devices", cores)
+    except RuntimeError:  # JAX is already running in this process: its devices stay as they are
+        pass
+
+
 def _shared(seeds, steps, method, reuse_stale, data_dir) -> dict:
     """The arguments ``reproduce`` and ``search`` share, from the options of the same names."""
     return dict(
@@ -163,6 +198,14 @@ def _app():
     DataDir = Annotated[
         str | None,
         typer.Option(help="folder of user-supplied data files (default: $JAXIRM_DATA, else ./data)"),
+    ]
+    CompileCache = Annotated[
+        bool,
+        typer.Option(
+            envvar="JAXIRM_COMPILE_CACHE",
+            help="keep compiled programs in JAX's persistent cache ($JAXIRM_CACHE_DIR, else "
+            "~/.cache/jaxirm/xla), so a rerun does not compile again",
+        ),
     ]
 
     def _version(value: bool) -> None:
@@ -208,10 +251,13 @@ def _app():
         checkpoints: Annotated[
             bool, typer.Option(help="save final and selected states under OUT/checkpoints (orbax)")
         ] = False,
+        compile_cache: CompileCache = True,
     ) -> None:
         """Run every method × seed of an experiment; write results.jsonl, table.csv/.md and plot.png."""
         import os
         import time
+
+        _configure_jax(compile_cache)
 
         from jaxirm import experiments
         from jaxirm._progress import progress_enabled
@@ -275,10 +321,13 @@ def _app():
         ] = False,
         import_: Import = None,
         data_dir: DataDir = None,
+        compile_cache: CompileCache = True,
     ) -> None:
         """Random search over an experiment's registered space; write search.jsonl and search.md with the
         configuration each selection (train-val, leave-one-env-out, test-set oracle) picks per method."""
         import os
+
+        _configure_jax(compile_cache)
 
         from jaxirm import experiments
 

@@ -8,8 +8,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxirm import _validation as _v
-
 __all__ = ["ConvergentStepState", "scale_by_convergent_step", "convergent_sgd"]
 
 
@@ -24,8 +22,11 @@ class ConvergentStepState(NamedTuple):
 
 
 def _check_power(power: float) -> float:
-    what = "a positive number (p > 1 for the convergence guarantee)"
-    return _v.check_number("power", power, low=0.0, open_low=True, what=what)
+    if isinstance(power, bool) or not isinstance(power, (int, float)) or not power > 0:
+        raise ValueError(
+            f"power must be a positive number (p > 1 for the convergence guarantee), got {power}"
+        )
+    return float(power)
 
 
 def scale_by_convergent_step(
