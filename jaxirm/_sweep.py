@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -182,6 +183,119 @@ def _point_configs(solver: Solver, seeds_arr: np.ndarray, points):
     return configs, names, len(points)
 
 
+class _Prepared(NamedTuple):
+    """A checked sweep, ready to compile or run: the program's arguments and static configuration."""
+
+    args: tuple
+    static: dict
+    configs: list
+    runs: int
+
+
+def _prepare(
+    solver: Solver,
+    batch: Batch,
+    num_steps: int,
+    *,
+    seeds,
+    grid,
+    test,
+    val,
+    eval_every,
+    batch_size,
+    metric,
+    mesh,
+    data_per_seed,
+    configs,
+    keep_selected,
+) -> _Prepared:
+    """Checks a sweep's arguments (before anything is compiled) and lays the runs out on the mesh."""
+    _bv.check_solver(solver)
+    num_steps = _v.check_int("num_steps", num_steps, 1)
+    _bv.check_min_steps(solver, num_steps)
+    eval_every = _v.check_int("eval_every", eval_every, 1)
+    configs, names, num_grid = _grid_configs(solver, seeds, grid, configs)
+    num_seeds = len({c["seed"] for c in configs})
+    batch, test, val, num_test, num_val, batch_size, metric = _bv.check_inputs(
+        solver,
+        batch,
+        test=test,
+        val=val,
+        batch_size=batch_size,
+        metric=metric,
+        stacked=data_per_seed,
+        num_seeds=num_seeds,
+    )
+    if mesh is None:
+        mesh = jax.make_mesh((jax.device_count(),), ("sweep",), axis_types=(jax.sharding.AxisType.Auto,))
+    if "sweep" not in mesh.axis_names:
+        raise ValueError(f"mesh must have an axis named 'sweep', got axes {mesh.axis_names}")
+
+    runs = len(configs)
+    sharding = NamedSharding(mesh, P("sweep"))
+    shards = mesh.shape["sweep"]
+    order = {seed: i for i, seed in enumerate(dict.fromkeys(c["seed"] for c in configs))}
+    if data_per_seed:
+        # One entry per seed on the sharded axis, the grid inside (configs are seed-major).
+        rows = [configs[i : i + num_grid] for i in range(0, runs, num_grid)]
+    else:
+        rows = [[c] for c in configs]
+    padded = -(-len(rows) // shards) * shards
+    rows = rows + [rows[-1]] * (padded - len(rows))
+    seeds_arr = jax.device_put(np.asarray([r[0]["seed"] for r in rows], dtype=np.uint32), sharding)
+    data_index = jax.device_put(np.asarray([order[r[0]["seed"]] for r in rows], np.int32), sharding)
+    hp = {
+        n: np.asarray([[c[n] for c in r] for r in rows], dtype=np.float32).reshape(
+            (padded, num_grid) if data_per_seed else (padded,)
+        )
+        for n in names
+    }
+    hp = jax.device_put(hp, sharding)
+
+    keep = tuple(
+        name
+        for name, there in (("train-val", val is not None), ("oracle", test is not None))
+        if keep_selected and there
+    )
+    static = dict(
+        solver=solver,
+        batch_size=batch_size,
+        metric=metric,
+        num_test=num_test,
+        num_val=num_val,
+        num_steps=num_steps,
+        eval_every=eval_every,
+        data_per_seed=data_per_seed,
+        keep=keep,
+    )
+    return _Prepared((seeds_arr, data_index, hp, batch, test, val), static, configs, runs)
+
+
+def precompile(solver: Solver, batch: Batch, num_steps: int, **kwargs) -> None:
+    """Compiles the program `sweep` would run with these arguments, without running it.
+
+    With JAX's persistent compilation cache on (``jax_compilation_cache_dir``), the `sweep` call that follows
+    loads the program from the cache instead of compiling it: `jaxirm.experiments.reproduce` compiles the
+    next method this way, in a thread, while the current one trains. Takes `sweep`'s arguments.
+    """
+    kw = dict(
+        seeds=10,
+        grid=None,
+        test=None,
+        val=None,
+        eval_every=100,
+        batch_size=None,
+        metric=None,
+        mesh=None,
+        data_per_seed=False,
+        configs=None,
+        keep_selected=False,
+    )
+    kw.update(kwargs)
+    prepared = _prepare(solver, batch, num_steps, **kw)
+    _program_jit.lower(*prepared.args, **prepared.static).compile()
+
+
 def sweep(
     solver: Solver,
     batch: Batch,
@@ -240,70 +354,29 @@ def sweep(
       TypeError: arguments of the wrong type (a grid that is not a dict, grid values that are not
         numbers).
     """
-    _bv.check_solver(solver)
-    num_steps = _v.check_int("num_steps", num_steps, 1)
-    _bv.check_min_steps(solver, num_steps)
-    eval_every = _v.check_int("eval_every", eval_every, 1)
-    configs, names, num_grid = _grid_configs(solver, seeds, grid, configs)
-    num_seeds = len({c["seed"] for c in configs})
-    batch, test, val, num_test, num_val, batch_size, metric = _bv.check_inputs(
+    prepared = _prepare(
         solver,
         batch,
+        num_steps,
+        seeds=seeds,
+        grid=grid,
         test=test,
         val=val,
-        batch_size=batch_size,
-        metric=metric,
-        stacked=data_per_seed,
-        num_seeds=num_seeds,
-    )
-    if mesh is None:
-        mesh = jax.make_mesh((jax.device_count(),), ("sweep",), axis_types=(jax.sharding.AxisType.Auto,))
-    if "sweep" not in mesh.axis_names:
-        raise ValueError(f"mesh must have an axis named 'sweep', got axes {mesh.axis_names}")
-
-    runs = len(configs)
-    sharding = NamedSharding(mesh, P("sweep"))
-    shards = mesh.shape["sweep"]
-    order = {seed: i for i, seed in enumerate(dict.fromkeys(c["seed"] for c in configs))}
-    if data_per_seed:
-        # One entry per seed on the sharded axis, the grid inside (configs are seed-major).
-        rows = [configs[i : i + num_grid] for i in range(0, runs, num_grid)]
-    else:
-        rows = [[c] for c in configs]
-    padded = -(-len(rows) // shards) * shards
-    rows = rows + [rows[-1]] * (padded - len(rows))
-    seeds_arr = jax.device_put(np.asarray([r[0]["seed"] for r in rows], dtype=np.uint32), sharding)
-    data_index = jax.device_put(np.asarray([order[r[0]["seed"]] for r in rows], np.int32), sharding)
-    hp = {
-        n: np.asarray([[c[n] for c in r] for r in rows], dtype=np.float32).reshape(
-            (padded, num_grid) if data_per_seed else (padded,)
-        )
-        for n in names
-    }
-    hp = jax.device_put(hp, sharding)
-
-    keep = tuple(
-        name
-        for name, there in (("train-val", val is not None), ("oracle", test is not None))
-        if keep_selected and there
-    )
-    states, history = _program_jit(
-        seeds_arr,
-        data_index,
-        hp,
-        batch,
-        test,
-        val,
-        solver=solver,
-        batch_size=batch_size,
-        metric=metric,
-        num_test=num_test,
-        num_val=num_val,
-        num_steps=num_steps,
         eval_every=eval_every,
+        batch_size=batch_size,
+        metric=metric,
+        mesh=mesh,
         data_per_seed=data_per_seed,
-        keep=keep,
+        configs=configs,
+        keep_selected=keep_selected,
     )
+    configs, runs, metric, keep = (
+        prepared.configs,
+        prepared.runs,
+        prepared.static["metric"],
+        prepared.static["keep"],
+    )
+    states, history = _program_jit(*prepared.args, **prepared.static)
     states, kept = states if keep else (states, None)
     if kept is not None and data_per_seed:
         kept = jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:]), kept)

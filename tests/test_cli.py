@@ -212,7 +212,14 @@ def test_torn_last_results_line_is_still_ignored(tmp_path):
 def test_reproduce_fills_the_compile_cache_and_a_rerun_reuses_it(tmp_path):
     # `jaxirm reproduce` keeps its compiled programs in JAX's persistent cache (default on; the test session
     # turns it off with JAXIRM_COMPILE_CACHE=0 so that in-process CLI tests leave jax's config alone).
-    (tmp_path / "my_cwd_experiments.py").write_text(_USER_MODULE.replace("num_steps=2", "num_steps=30"))
+    # Two methods: the second compiles in a background thread while the first trains (compile-ahead).
+    two = _USER_MODULE.replace("num_steps=2", "num_steps=30").replace(
+        'methods=(Method("ERM", lambda: solvers.erm(MLP(), loss=squared_error), {}),),',
+        'methods=(Method("ERM", lambda: solvers.erm(MLP(), loss=squared_error), {}), '
+        'Method("ERM-l2", lambda: solvers.erm(MLP(hidden=(4,)), loss=squared_error), {"l2": 0.01})),',
+    )
+    assert "ERM-l2" in two
+    (tmp_path / "my_cwd_experiments.py").write_text(two)
     env = {**os.environ, "JAXIRM_COMPILE_CACHE": "1", "JAXIRM_CACHE_DIR": str(tmp_path / "xla")}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
     cmd = [sys.executable, "-m", "jaxirm", "reproduce", "cwd-demo", "--import", "my_cwd_experiments"]
@@ -220,8 +227,8 @@ def test_reproduce_fills_the_compile_cache_and_a_rerun_reuses_it(tmp_path):
         [*cmd, "--out", str(tmp_path / "a"), "--no-plot"], env=env, capture_output=True, text=True
     )
     assert first.returncode == 0, first.stderr
-    cached = sorted(p.name for p in (tmp_path / "xla").iterdir())
-    assert cached, "nothing was written to the compilation cache"
+    cached = [p for p in (tmp_path / "xla").iterdir() if p.name.startswith("jit__program")]
+    assert len(cached) >= 2, f"the two methods' sweep programs are not in the cache: {cached}"
     off = subprocess.run(
         [*cmd, "--out", str(tmp_path / "b"), "--no-plot", "--no-compile-cache"],
         env={**env, "JAXIRM_CACHE_DIR": str(tmp_path / "unused")},
@@ -231,4 +238,4 @@ def test_reproduce_fills_the_compile_cache_and_a_rerun_reuses_it(tmp_path):
     assert off.returncode == 0, off.stderr
     assert not (tmp_path / "unused").exists()
     rows = [(tmp_path / d / "results.jsonl").read_text() for d in ("a", "b")]
-    assert rows[0].count("\n") == rows[1].count("\n") > 0
+    assert rows[0].count("\n") == rows[1].count("\n") > 0 and all('"ERM-l2"' in r for r in rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from jaxirm import sweep
+from jaxirm._sweep import precompile
 from jaxirm.datasets import to_batch
 from jaxirm.experiments._plan import Run, _method_config, plan
 from jaxirm.experiments._registry import Experiment
@@ -137,6 +139,32 @@ def _drop_incomplete(run: Run, existing: list[dict], wanted: Sequence[str]) -> l
     return kept
 
 
+def _compile_ahead(methods: Sequence, sweep_args) -> dict:
+    """With JAX's persistent compilation cache on, compiles every method's sweep program in order in a
+    background thread, so that method k + 1 compiles while method k trains and each sweep then loads its
+    program from the cache. Returns ``{method: threading.Event}``, set once that method's program is compiled
+    (or its compilation failed: its sweep then compiles, and reports any error, itself); without a cache, {}.
+    """
+    import jax
+
+    if not jax.config.jax_compilation_cache_dir or len(methods) < 2:
+        return {}
+    events = {m.name: threading.Event() for m in methods}
+
+    def work() -> None:
+        for m in methods:
+            try:
+                args, kwargs = sweep_args(m)
+                precompile(*args, **kwargs)
+            except Exception:  # the sweep itself reports it, in the main thread
+                pass
+            finally:
+                events[m.name].set()
+
+    threading.Thread(target=work, name="jaxirm-compile-ahead", daemon=True).start()
+    return events
+
+
 def _reproduce(run: Run) -> list[dict]:
     """The standard protocol of `reproduce`: each method's missing seeds as one sweep, then the tables."""
     exp, path = run.exp, run.results
@@ -162,11 +190,28 @@ def _reproduce(run: Run) -> list[dict]:
         def fresh(method: str, seed: int) -> bool:
             return (method, seed) in complete and (run.reuse_stale or not stale(method, seed))
 
+        todos = {m.name: [s for s in range(run.seeds) if not fresh(m.name, s)] for m in run.methods}
+
+        def sweep_args(method) -> tuple[tuple, dict]:
+            """The arguments of the method's sweep over its missing seeds."""
+            solver, todo = run.solvers[method.name], todos[method.name]
+            return (solver, to_batch([data[s][0] for s in todo], with_z=solver.needs_z), run.steps), dict(
+                seeds=todo,
+                grid={k: [v] for k, v in run.hparams[method.name].items()},
+                test=to_batch([data[s][2] for s in todo], with_z=False),
+                val=to_batch([data[s][1] for s in todo], with_z=False) if has_val else None,
+                eval_every=eval_every,
+                metric=exp.metric,
+                data_per_seed=True,
+                keep_selected=run.checkpoints,
+            )
+
+        compiled = _compile_ahead([m for m in run.methods if todos[m.name]], sweep_args)
         total_runs, runs_done = len(run.methods) * run.seeds, 0
         ckpt_seconds, ckpt_count = 0.0, 0
         for index, method in enumerate(run.methods, start=1):
             head = f"[{index}/{len(run.methods)}] {method.name}"
-            todo = [s for s in range(run.seeds) if not fresh(method.name, s)]
+            todo = todos[method.name]
             why: dict[str, int] = {}
             for reason in (r for s in todo if (method.name, s) in complete for r in stale(method.name, s)):
                 why[reason] = why.get(reason, 0) + 1
@@ -178,22 +223,12 @@ def _reproduce(run: Run) -> list[dict]:
             if not todo:
                 run.log(f"{head}: all {run.seeds} seeds already in {path}")
                 continue
-            solver = run.solvers[method.name]
             run.log(f"{head}: {len(todo)} seeds × {run.steps} steps ...")
             start = time.perf_counter()
-            result = sweep(
-                solver,
-                to_batch([data[s][0] for s in todo], with_z=solver.needs_z),
-                run.steps,
-                seeds=todo,
-                grid={k: [v] for k, v in run.hparams[method.name].items()},
-                test=to_batch([data[s][2] for s in todo], with_z=False),
-                val=to_batch([data[s][1] for s in todo], with_z=False) if has_val else None,
-                eval_every=eval_every,
-                metric=exp.metric,
-                data_per_seed=True,
-                keep_selected=run.checkpoints,
-            )
+            if method.name in compiled:
+                compiled[method.name].wait()  # its program is in the cache (or its compilation failed)
+            args, kwargs = sweep_args(method)
+            result = sweep(*args, **kwargs)
             wall = time.perf_counter() - start
             rows = []
             for i, config in enumerate(result.configs):
