@@ -488,3 +488,11 @@ def test_trajectories_are_stored_and_plotted(tmp_path):
     assert np.all(fixed[1:] == 2000.0)  # the fixed weight after the warm-up
     assert learned[-1] != learned[1]  # λ_Ψ moves
     assert (tmp_path / "plot.png").stat().st_size > 0
+
+
+def test_the_old_data_dir_helper_is_deprecated_not_removed(monkeypatch, tmp_path):
+    from jaxirm.experiments import user_data
+
+    monkeypatch.setenv("JAXIRM_DATA", str(tmp_path))
+    with pytest.warns(DeprecationWarning, match="data_folder"):
+        assert user_data.data_dir() == tmp_path == user_data.data_folder()

@@ -9,6 +9,7 @@ the folder named by the ``JAXIRM_DATA`` environment variable, else ``data/`` in 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from jaxirm._validation import check_path
@@ -66,6 +67,16 @@ def data_folder(data_dir: str | os.PathLike | None = None) -> Path:
     if data_dir is not None:
         return check_path("data_dir", data_dir)
     return Path(os.environ.get(DATA_ENV) or "data")
+
+
+def data_dir() -> Path:
+    """Deprecated alias of `data_folder` (``data_folder()``: ``$JAXIRM_DATA``, else ``data/``)."""
+    warnings.warn(
+        "jaxirm.experiments.user_data.data_dir() is deprecated; use data_folder(data_dir=None)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return data_folder()
 
 
 def find_file(data_dir: str | os.PathLike | None, names: tuple[str, ...], what: str) -> Path:
