@@ -17,6 +17,7 @@ from jaxirm._tree import all_finite, tree_where
 from jaxirm._types import Batch, PyTree, Solver, SolverState
 from jaxirm._validation import check_hparams
 from jaxirm.models import flatten_params
+from jaxirm.solvers._models import set_learning_rate
 
 
 def freeze_if_nonfinite(state: SolverState, proposal: SolverState) -> SolverState:
@@ -58,27 +59,6 @@ def predict_with(apply_fn: Callable) -> Callable[[SolverState, jax.Array], jax.A
 def l2_norm_sq(params: PyTree) -> jax.Array:
     """Σ‖θ‖² over every parameter, biases included (the reference loop's L2 term)."""
     return sum((jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(params)), jnp.zeros(()))
-
-
-def injected_learning_rate(opt_state: PyTree) -> jax.Array | None:
-    """The ``learning_rate`` of an `optax.inject_hyperparams` state inside ``opt_state``, else None."""
-    found = optax.tree_utils.tree_get_all_with_path(opt_state, "learning_rate")
-    return found[0][1] if found else None
-
-
-def set_learning_rate(opt_state: PyTree, value: jax.Array) -> PyTree:
-    """Replaces ``learning_rate`` inside an `optax.inject_hyperparams` state (searching nested chains).
-
-    Raises:
-      ValueError: no such hyperparameter exists in the state.
-    """
-    lr = injected_learning_rate(opt_state)
-    if lr is None:
-        raise ValueError(
-            "lr can only be set when the optimizer is built with optax.inject_hyperparams, "
-            "e.g. optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)"
-        )
-    return optax.tree_utils.tree_set(opt_state, learning_rate=jnp.asarray(value, jnp.asarray(lr).dtype))
 
 
 PENALTIES = ("tv_l1", "tv_l2", "vrex")

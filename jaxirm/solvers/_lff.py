@@ -34,9 +34,15 @@ from jaxirm.solvers._base import (
     finish_step,
     l2_norm_sq,
     predict_with,
+)
+from jaxirm.solvers._models import (
+    ModelLike,
+    OptimizerLike,
+    default_hparams,
+    default_optimizer,
+    model_fns,
     set_learning_rate,
 )
-from jaxirm.solvers._models import ModelLike, OptimizerLike, default_hparams, default_optimizer, model_fns
 
 __all__ = ["lff", "gce", "relative_difficulty"]
 

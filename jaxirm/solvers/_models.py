@@ -30,6 +30,7 @@ import optax
 from flax import nnx
 
 from jaxirm import _validation as _v
+from jaxirm._types import PyTree
 
 ModelLike = Any  # a flax.linen or flax.nnx Module, an nnx Module class, or (init_fn, apply_fn)
 
@@ -128,6 +129,27 @@ def default_optimizer(optimizer: OptimizerLike | None, lr: float) -> OptimizerLi
     return check_optimizer("optimizer", optimizer)
 
 
+def injected_learning_rate(opt_state: PyTree) -> jax.Array | None:
+    """The ``learning_rate`` of an `optax.inject_hyperparams` state inside ``opt_state``, else None."""
+    found = optax.tree_utils.tree_get_all_with_path(opt_state, "learning_rate")
+    return found[0][1] if found else None
+
+
+def set_learning_rate(opt_state: PyTree, value: jax.Array) -> PyTree:
+    """Replaces ``learning_rate`` inside an `optax.inject_hyperparams` state (searching nested chains).
+
+    Raises:
+      ValueError: no such hyperparameter exists in the state.
+    """
+    lr = injected_learning_rate(opt_state)
+    if lr is None:
+        raise ValueError(
+            "lr can only be set when the optimizer is built with optax.inject_hyperparams, "
+            "e.g. optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)"
+        )
+    return optax.tree_utils.tree_set(opt_state, learning_rate=jnp.asarray(value, jnp.asarray(lr).dtype))
+
+
 def injected_lr(optimizer: OptimizerLike) -> float | None:
     """The learning rate of an optimizer built with `optax.inject_hyperparams`, else None.
 
@@ -138,8 +160,8 @@ def injected_lr(optimizer: OptimizerLike) -> float | None:
         state = optimizer.init(jnp.zeros(()))
     except (TypeError, ValueError, KeyError, AttributeError, IndexError):
         return None
-    found = optax.tree_utils.tree_get_all_with_path(state, "learning_rate")
-    return float(np.asarray(found[0][1])) if found else None
+    lr = injected_learning_rate(state)
+    return None if lr is None else float(np.asarray(lr))
 
 
 def default_hparams(

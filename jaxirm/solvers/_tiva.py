@@ -39,7 +39,6 @@ from jaxirm.solvers._base import (
     finish_step,
     l2_norm_sq,
     predict_with,
-    set_learning_rate,
     tree_where,
 )
 from jaxirm.solvers._models import (
@@ -50,6 +49,7 @@ from jaxirm.solvers._models import (
     default_hparams,
     default_optimizer,
     model_fns,
+    set_learning_rate,
 )
 
 __all__ = ["tiva", "stochastic_gate"]
