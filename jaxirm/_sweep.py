@@ -183,7 +183,7 @@ def _point_configs(solver: Solver, seeds_arr: np.ndarray, points):
     return configs, names, len(points)
 
 
-class _Prepared(NamedTuple):
+class Prepared(NamedTuple):
     """A checked sweep, ready to compile or run: the program's arguments and static configuration."""
 
     args: tuple
@@ -192,24 +192,25 @@ class _Prepared(NamedTuple):
     runs: int
 
 
-def _prepare(
+def prepare(
     solver: Solver,
     batch: Batch,
     num_steps: int,
     *,
-    seeds,
-    grid,
-    test,
-    val,
-    eval_every,
-    batch_size,
-    metric,
-    mesh,
-    data_per_seed,
-    configs,
-    keep_selected,
-) -> _Prepared:
-    """Checks a sweep's arguments (before anything is compiled) and lays the runs out on the mesh."""
+    seeds: int | Sequence[int] = 10,
+    grid: Mapping[str, Sequence[float]] | None = None,
+    test: Batch | None = None,
+    val: Batch | None = None,
+    eval_every: int = 100,
+    batch_size: int | None = None,
+    metric: str | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+    data_per_seed: bool = False,
+    configs: Sequence[Mapping[str, float]] | None = None,
+    keep_selected: bool = False,
+) -> Prepared:
+    """`sweep`'s first half: checks its arguments (before anything is compiled) and lays the runs out on the
+    mesh. Takes `sweep`'s arguments; `run_prepared` is the second half."""
     _bv.check_solver(solver)
     num_steps = _v.check_int("num_steps", num_steps, 1)
     _bv.check_min_steps(solver, num_steps)
@@ -268,32 +269,49 @@ def _prepare(
         data_per_seed=data_per_seed,
         keep=keep,
     )
-    return _Prepared((seeds_arr, data_index, hp, batch, test, val), static, configs, runs)
+    return Prepared((seeds_arr, data_index, hp, batch, test, val), static, configs, runs)
 
 
-def precompile(solver: Solver, batch: Batch, num_steps: int, **kwargs) -> None:
-    """Compiles the program `sweep` would run with these arguments, without running it.
+def precompile(prepared: Prepared) -> None:
+    """Compiles the program of a `prepare`d sweep without running it.
 
-    With JAX's persistent compilation cache on (``jax_compilation_cache_dir``), the `sweep` call that follows
-    loads the program from the cache instead of compiling it: `jaxirm.experiments.reproduce` compiles the
-    next method this way, in a thread, while the current one trains. Takes `sweep`'s arguments.
+    With JAX's persistent compilation cache on (``jax_compilation_cache_dir``), `run_prepared` then loads
+    the program from the cache instead of compiling it: `jaxirm.experiments.reproduce` compiles the next
+    method this way, in a thread, while the current one trains.
     """
-    kw = dict(
-        seeds=10,
-        grid=None,
-        test=None,
-        val=None,
-        eval_every=100,
-        batch_size=None,
-        metric=None,
-        mesh=None,
-        data_per_seed=False,
-        configs=None,
-        keep_selected=False,
-    )
-    kw.update(kwargs)
-    prepared = _prepare(solver, batch, num_steps, **kw)
     _program_jit.lower(*prepared.args, **prepared.static).compile()
+
+
+def run_prepared(prepared: Prepared) -> SweepResult:
+    """Runs a `prepare`d sweep and gathers its `SweepResult` (what `sweep` returns)."""
+    configs, runs, static = prepared.configs, prepared.runs, prepared.static
+    metric, keep, data_per_seed = static["metric"], static["keep"], static["data_per_seed"]
+    states, history = _program_jit(*prepared.args, **static)
+    states, kept = states if keep else (states, None)
+    if kept is not None and data_per_seed:
+        kept = jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:]), kept)
+    if kept is not None:
+        kept = jax.tree_util.tree_map(lambda a: np.asarray(a)[:runs], jax.device_get(kept))
+    if data_per_seed:
+        flatten = lambda a: a.reshape((-1,) + a.shape[2:])  # noqa: E731
+        states, history = jax.tree_util.tree_map(flatten, (states, history))
+    states, history = jax.device_get((states, history))
+    trim = lambda a: np.asarray(a)[:runs]  # noqa: E731
+    states = jax.tree_util.tree_map(trim, states)
+    history = {k: trim(v) for k, v in history.items()}
+    selection = {
+        name: {k: np.asarray(v) for k, v in sel.items()}
+        for name, sel in select_steps(history, metric).items()
+    }
+    return SweepResult(
+        configs=configs,
+        state=states,
+        history=history,
+        selection=selection,
+        diverged=np.asarray(states.diverged),
+        metric=metric,
+        selected_states=kept,
+    )
 
 
 def sweep(
@@ -354,51 +372,21 @@ def sweep(
       TypeError: arguments of the wrong type (a grid that is not a dict, grid values that are not
         numbers).
     """
-    prepared = _prepare(
-        solver,
-        batch,
-        num_steps,
-        seeds=seeds,
-        grid=grid,
-        test=test,
-        val=val,
-        eval_every=eval_every,
-        batch_size=batch_size,
-        metric=metric,
-        mesh=mesh,
-        data_per_seed=data_per_seed,
-        configs=configs,
-        keep_selected=keep_selected,
-    )
-    configs, runs, metric, keep = (
-        prepared.configs,
-        prepared.runs,
-        prepared.static["metric"],
-        prepared.static["keep"],
-    )
-    states, history = _program_jit(*prepared.args, **prepared.static)
-    states, kept = states if keep else (states, None)
-    if kept is not None and data_per_seed:
-        kept = jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:]), kept)
-    if kept is not None:
-        kept = jax.tree_util.tree_map(lambda a: np.asarray(a)[:runs], jax.device_get(kept))
-    if data_per_seed:
-        flatten = lambda a: a.reshape((-1,) + a.shape[2:])  # noqa: E731
-        states, history = jax.tree_util.tree_map(flatten, (states, history))
-    states, history = jax.device_get((states, history))
-    trim = lambda a: np.asarray(a)[:runs]  # noqa: E731
-    states = jax.tree_util.tree_map(trim, states)
-    history = {k: trim(v) for k, v in history.items()}
-    selection = {
-        name: {k: np.asarray(v) for k, v in sel.items()}
-        for name, sel in select_steps(history, metric).items()
-    }
-    return SweepResult(
-        configs=configs,
-        state=states,
-        history=history,
-        selection=selection,
-        diverged=np.asarray(states.diverged),
-        metric=metric,
-        selected_states=kept,
+    return run_prepared(
+        prepare(
+            solver,
+            batch,
+            num_steps,
+            seeds=seeds,
+            grid=grid,
+            test=test,
+            val=val,
+            eval_every=eval_every,
+            batch_size=batch_size,
+            metric=metric,
+            mesh=mesh,
+            data_per_seed=data_per_seed,
+            configs=configs,
+            keep_selected=keep_selected,
+        )
     )

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from jaxirm import sweep
-from jaxirm._sweep import precompile
+from jaxirm._sweep import precompile, prepare
 from jaxirm.datasets import to_batch
 from jaxirm.experiments._plan import Run, _method_config, plan
 from jaxirm.experiments._registry import Experiment
@@ -155,7 +155,7 @@ def _compile_ahead(methods: Sequence, sweep_args) -> dict:
         for m in methods:
             try:
                 args, kwargs = sweep_args(m)
-                precompile(*args, **kwargs)
+                precompile(prepare(*args, **kwargs))
             except Exception:  # the sweep itself reports it, in the main thread
                 pass
             finally:
