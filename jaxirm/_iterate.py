@@ -26,6 +26,16 @@ def minibatch(batch: Batch, key: jax.Array, size: int) -> Batch:
     return jax.tree_util.tree_map(lambda a: a[idx], batch)
 
 
+def features_first(batch: Batch) -> Batch:
+    """``batch`` with ``xt``/``zt`` filled (x and z transposed, when they are 2-D): done once, outside the
+    loop, so the steps of a ``features_first`` solver read them directly."""
+    if batch.xt is None and batch.x.ndim == 2:
+        batch = batch._replace(xt=batch.x.T)
+    if batch.zt is None and batch.z is not None and jnp.ndim(batch.z) == 2:
+        batch = batch._replace(zt=jnp.asarray(batch.z, jnp.float32).T)
+    return batch
+
+
 def scan_steps(
     solver: Solver,
     state: SolverState,
@@ -43,6 +53,8 @@ def scan_steps(
     """
     if length == 0:
         return (state, key), None
+    if batch_size is None and solver.features_first:
+        batch = features_first(batch)
 
     def body(carry, _):
         state, key = carry

@@ -34,12 +34,20 @@ class Batch(NamedTuple):
       y: ``[n]`` targets.
       envs: ``[n]`` int environment labels or ``[n, E]`` weights (may be None for solvers that infer them).
       z: ``[n, k]`` auxiliary variables for environment inference, or None.
+      xt: None, or the ``[n, d]`` inputs x stored features-first, ``[d, n]``.
+      zt: None, or the ``[n, k]`` auxiliary variables z stored features-first, ``[k, n]``.
+
+    Leave ``xt`` and ``zt`` None: `jaxirm.run`, `jaxirm.fit` and `jaxirm.sweep` fill them once per compiled
+    loop (outside the steps) for full-batch training of a solver whose ``features_first`` is set, whose step
+    then computes on them directly (2–3× faster on CPU for the papers' narrow models).
     """
 
     x: jax.Array
     y: jax.Array
     envs: jax.Array | None = None
     z: jax.Array | None = None
+    xt: jax.Array | None = None
+    zt: jax.Array | None = None
 
 
 class FrozenMap(Mapping):
@@ -122,6 +130,7 @@ class _SolverFields(NamedTuple):
     loss_kind: str | None = None
     full_batch: bool = False
     min_steps: int = 1
+    features_first: bool = False
 
 
 class Solver(_SolverFields):
@@ -141,6 +150,9 @@ class Solver(_SolverFields):
       min_steps: the fewest steps that train the model Φ at all (EIIL: reference + inference steps + 1);
         `jaxirm.fit` and `jaxirm.sweep` refuse a smaller ``num_steps`` instead of returning an untrained
         model.
+      features_first: ``step`` reads the batch's ``xt``/``zt`` (x and z stored ``[d, n]``, ``[k, n]``) when
+        they are there, so the loops fill them for full-batch training of 2-D inputs; ``init`` still takes
+        the batch as given and ``predict`` ``[n, d]`` inputs.
 
     A `Solver` is hashable (``defaults`` is stored as a `FrozenMap`; the functions hash by identity), so
     it can be a static argument of `jax.jit`: the compiled programs of `jaxirm.fit` and `jaxirm.sweep` are

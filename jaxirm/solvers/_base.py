@@ -16,7 +16,7 @@ from jaxirm import risks as _risks
 from jaxirm._tree import all_finite, tree_where
 from jaxirm._types import Batch, PyTree, Solver, SolverState
 from jaxirm._validation import check_hparams
-from jaxirm.models import flatten_params
+from jaxirm.models import EnvInference, flatten_params
 from jaxirm.solvers._models import set_learning_rate
 
 
@@ -89,6 +89,7 @@ class GameConfig:
     defaults: Mapping[str, float] = dataclasses.field(default_factory=dict)
     penalty_schedule: Callable | None = None  # optax schedule: step -> factor in [0, 1] multiplying lam
     dummy: str = "scalar"  # "vector": apply_fn returns [n, d] features, logits = their sum (IRM paper's w)
+    apply_ft: Callable | None = None  # (params, xt [d, n]) -> outputs: apply_fn on features-first inputs
 
 
 DUMMIES = ("scalar", "vector")
@@ -131,6 +132,7 @@ def _penalty_value(cfg: GameConfig, outputs, y, envs, num_envs):
 def make_solver(cfg: GameConfig) -> Solver:
     """Builds ``init``/``step``/``predict`` for a game: Φ descends, then ρ and Ψ ascend at the new Φ."""
     defaults = dict(cfg.defaults)
+    infer_ft = type(cfg.infer) is EnvInference  # ρ can run on features-first z
     if cfg.penalty_schedule is not None and not callable(cfg.penalty_schedule):
         raise TypeError(
             f"penalty_schedule must be an optax schedule (a callable step -> factor), "
@@ -169,6 +171,9 @@ def make_solver(cfg: GameConfig) -> Solver:
     def envs_of(dual, aux, batch):
         if cfg.infer is None:
             return batch.envs, cfg.num_envs
+        if infer_ft and batch.zt is not None:
+            zt = (batch.zt - aux["z_mean"][:, None]) / aux["z_std"][:, None]
+            return cfg.infer.apply(dual["rho"], zt, features_first=True), None
         z = (jnp.asarray(batch.z, jnp.float32) - aux["z_mean"]) / aux["z_std"]
         return cfg.infer.apply(dual["rho"], z), None
 
@@ -190,8 +195,14 @@ def make_solver(cfg: GameConfig) -> Solver:
             weight = weight * cfg.lam_net.apply(psi, flatten_params(params))
         return weight
 
+    def outputs_of(params, batch):
+        """The model's outputs on the batch, from its features-first copy when the loop filled one."""
+        if cfg.apply_ft is not None and batch.xt is not None:
+            return cfg.apply_ft(params, batch.xt)
+        return cfg.apply_fn(params, batch.x)
+
     def primal_objective(params, state, batch):
-        outputs = cfg.apply_fn(params, batch.x)
+        outputs = outputs_of(params, batch)
         reg = l2_norm_sq(params)
         if cfg.penalty is None:
             risk = jnp.mean(cfg.loss_fn(logits_of(cfg, outputs), batch.y))
@@ -213,7 +224,7 @@ def make_solver(cfg: GameConfig) -> Solver:
         The warm-up gate multiplies the primal objective only; when the dual players move is set by their
         schedules (``rho_updates``; Ψ after the warm-up), so ρ can ascend during the warm-up as in ZIN.
         """
-        outputs = cfg.apply_fn(params, batch.x)
+        outputs = outputs_of(params, batch)
         envs, num = envs_of(dual, state.aux, batch)
         _, pen = _penalty_value(cfg, outputs, batch.y, envs, num)
         pen = jnp.maximum(pen, 0.0)
@@ -259,4 +270,5 @@ def make_solver(cfg: GameConfig) -> Solver:
         num_envs=cfg.num_envs,
         uses_envs=cfg.penalty is not None and cfg.infer is None,
         loss_kind=getattr(cfg.loss_fn, "kind", None),
+        features_first=cfg.apply_ft is not None or infer_ft,
     )

@@ -22,6 +22,7 @@ from jaxirm.solvers._models import (
     check_inferred_envs,
     default_hparams,
     default_optimizer,
+    features_first_fn,
     model_fns,
 )
 
@@ -57,6 +58,7 @@ def _game(
         GameConfig(
             name=name,
             apply_fn=apply_fn,
+            apply_ft=features_first_fn(model),
             init_fn=init_fn,
             loss_fn=loss,
             optimizer=default_optimizer(optimizer, lr),

@@ -103,6 +103,17 @@ def model_fns(model: ModelLike) -> tuple[Callable, Callable]:
     raise TypeError(f"model must be {_MODEL_TYPES}, got {type(model).__name__}")
 
 
+def features_first_fn(model: ModelLike) -> Callable | None:
+    """``apply_ft(params, xt) -> logits`` taking the inputs features-first (``[d, n]``), for the models that
+    support it (`jaxirm.models.MLP` and `jaxirm.models.LinearFeatures` themselves, not subclasses, which may
+    override ``__call__``); None for any other model."""
+    from jaxirm.models import MLP, LinearFeatures
+
+    if type(model) in (MLP, LinearFeatures):
+        return lambda params, xt: model.apply(params, xt, features_first=True)
+    return None
+
+
 def check_optimizer(name: str, optimizer: Any) -> Any:
     """Accepts any optax-like optimizer: an object with callable ``init`` and ``update``.
 

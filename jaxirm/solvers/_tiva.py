@@ -48,6 +48,7 @@ from jaxirm.solvers._models import (
     check_optimizer,
     default_hparams,
     default_optimizer,
+    features_first_fn,
     model_fns,
     set_learning_rate,
 )
@@ -80,6 +81,7 @@ def make_tiva(
     *,
     init_fn: Callable,
     apply_fn: Callable,
+    apply_ft: Callable | None,
     loss_fn: Callable,
     optimizer: Any,
     selector_optimizer: Any,
@@ -96,7 +98,8 @@ def make_tiva(
     """Builds TIVA's ``init``/``step``/``predict``; the factory `tiva` checks the arguments.
 
     ``share_lr``: whether the selector's and ρ's optimizers take the swept ``lr`` too (their defaults: the
-    released code gives all three players the same learning rate).
+    released code gives all three players the same learning rate). ``apply_ft``: Φ on features-first
+    inputs (`features_first_fn`), or None.
     """
     defaults = dict(defaults)
     tv = _pen.tv_l1 if penalty == "tv_l1" else _pen.tv_l2
@@ -108,6 +111,17 @@ def make_tiva(
             return x
         z = (jnp.asarray(batch.z, jnp.float32) - aux["z_mean"]) / aux["z_std"]
         return jnp.concatenate([x, z], axis=1)
+
+    def layout(aux, batch: Batch) -> tuple[bool, jax.Array]:
+        """(features_first, attributes): ``[d_a, n]`` from the batch's features-first copies when the loop
+        filled them, else `attributes`."""
+        if batch.xt is None or (use_z and batch.zt is None):
+            return False, attributes(aux, batch)
+        xt = batch.xt.astype(jnp.float32)
+        if not use_z:
+            return True, xt
+        zt = (batch.zt - aux["z_mean"][:, None]) / aux["z_std"][:, None]
+        return True, jnp.concatenate([xt, zt], axis=0)
 
     def init(key: jax.Array, batch: Batch, hparams: Mapping[str, Any] | None = None) -> SolverState:
         hp = check_hparams("TIVA", defaults, hparams, scalar=True)
@@ -156,18 +170,27 @@ def make_tiva(
     def step(state: SolverState, batch: Batch) -> tuple[SolverState, dict]:
         hp = state.hparams
         warm = state.step < hp["anneal_steps"].astype(jnp.int32)
-        a = attributes(state.aux, batch)
+        ft, a = layout(state.aux, batch)
         selector, rho = state.dual_params["selector"], state.dual_params["rho"]
         noise_key = jax.random.fold_in(jax.random.wrap_key_data(state.aux["noise_key"]), state.step)
         eps = jax.random.normal(noise_key, selector["mu"].shape)
         # The gates ρ reads: noisy while the selector learns, the test-time gates once it is frozen.
         gate = jax.lax.stop_gradient(stochastic_gate(selector["mu"], jnp.where(warm, eps, 0.0), gate_sigma))
-        rho_input = (1.0 - gate) * a
+        gated = (lambda g: g[:, None] * a) if ft else (lambda g: g * a)
+        rho_input = gated(1.0 - gate)
         weight = jnp.where(warm, 0.0, hp["lam"])
 
+        def model(params):
+            if ft and apply_ft is not None:
+                return apply_ft(params, batch.xt)
+            return apply_fn(params, batch.x)
+
+        def rho_of(rho_params):
+            return infer.apply(rho_params, rho_input, features_first=ft)
+
         def primal(params):
-            logits = apply_fn(params, batch.x)
-            envs = jax.lax.stop_gradient(infer.apply(rho, rho_input))
+            logits = model(params)
+            envs = jax.lax.stop_gradient(rho_of(rho))
             risk = jnp.mean(loss_fn(logits, batch.y))
             pen = penalty_of(logits, batch.y, envs)
             loss = risk + hp["l2"] * l2_norm_sq(params) + weight * jnp.maximum(pen, 0.0)
@@ -180,10 +203,10 @@ def make_tiva(
         params = optax.apply_updates(state.params, upd)
 
         # ρ ascends the penalty at the new Φ (Gauss-Seidel, as the other games).
-        logits_new = jax.lax.stop_gradient(apply_fn(params, batch.x))
+        logits_new = jax.lax.stop_gradient(model(params))
 
         def dual(rho_params):
-            return jnp.maximum(penalty_of(logits_new, batch.y, infer.apply(rho_params, rho_input)), 0.0)
+            return jnp.maximum(penalty_of(logits_new, batch.y, rho_of(rho_params)), 0.0)
 
         rho_grads = jax.grad(dual)(rho)
         upd, new_rho_opt = infer_optimizer.update(
@@ -194,8 +217,12 @@ def make_tiva(
         # The selector: predict y from the gated attributes, few gates open.
         def selector_loss(sel):
             g = stochastic_gate(sel["mu"], eps, gate_sigma)
-            out = (g * a) @ sel["w"] + sel["b"]
-            out = out[:, 0] if logits_new.ndim == 1 else out
+            if ft:  # [width, n]
+                out = jax.lax.dot_general(sel["w"], gated(g), (((0,), (0,)), ((), ()))) + sel["b"][:, None]
+                out = out[0] if logits_new.ndim == 1 else out.T
+            else:
+                out = gated(g) @ sel["w"] + sel["b"]
+                out = out[:, 0] if logits_new.ndim == 1 else out
             fit_term = jnp.mean(loss_fn(out, batch.y))
             open_gates = jnp.mean(jax.scipy.stats.norm.cdf((sel["mu"] + 0.5) / gate_sigma))
             return fit_term + hp["stg_reg"] * open_gates
@@ -215,7 +242,7 @@ def make_tiva(
         proposal = state._replace(
             params=params, opt_state=opt_state, dual_params=dual_params, dual_opt_state=dual_opt
         )
-        envs = infer.apply(rho, rho_input)
+        envs = rho_of(rho)
         metrics = {
             "loss": loss,
             "risk": risk,
@@ -235,6 +262,7 @@ def make_tiva(
         defaults=defaults,
         needs_z=use_z,
         loss_kind=getattr(loss_fn, "kind", None),
+        features_first=True,
     )
 
 
@@ -332,6 +360,7 @@ def tiva(
     return make_tiva(
         init_fn=init_fn,
         apply_fn=apply_fn,
+        apply_ft=features_first_fn(model),
         loss_fn=loss,
         optimizer=default_optimizer(optimizer, lr),
         selector_optimizer=shared
