@@ -1,6 +1,9 @@
-"""Pytree helpers of the training step (private): a leafwise select and a finiteness test."""
+"""Pytree helpers of the training step (private): a leafwise select, a finiteness test and a branch that
+stays one under vmap."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -28,3 +31,45 @@ def all_finite(tree: PyTree) -> jax.Array:
         return jnp.asarray(True)
     dtype = jnp.result_type(*leaves)
     return jnp.all(jnp.isfinite(jnp.concatenate([leaf.astype(dtype) for leaf in leaves])))
+
+
+def when(pred: jax.Array, fn: Callable, otherwise: Callable, operands: PyTree) -> PyTree:
+    """``fn(operands)`` if ``pred`` else ``otherwise(operands)``: a `jax.lax.cond` that stays a branch under
+    `jax.vmap`.
+
+    Under vmap a `lax.cond` with a batched predicate becomes a select that computes both branches for every
+    member. Here a batch computes ``fn`` (for every member, then selects member by member) only when some
+    member's ``pred`` holds, and skips it when none does — e.g. the frozen dual players' updates of a sweep
+    whose runs are all past (or all in) their warm-up. Nested vmaps reduce the predicate level by level.
+    ``fn`` and ``otherwise`` must return the same structure, shapes and dtypes, and must not close over
+    traced values (pass them in ``operands``). Not differentiable (a step function's control flow).
+    """
+    return _when(fn, otherwise)(jnp.asarray(pred, bool), operands)
+
+
+def _when(fn: Callable, otherwise: Callable) -> Callable:
+    @jax.custom_batching.custom_vmap
+    def branch(pred, operands):
+        return jax.lax.cond(pred, fn, otherwise, operands)
+
+    @branch.def_vmap
+    def rule(axis_size, in_batched, pred, operands):
+        pred_batched, ops_batched = in_batched
+
+        def batched(x, b):
+            return x if b else jnp.broadcast_to(x, (axis_size, *jnp.shape(x)))
+
+        ops = jax.tree_util.tree_map(batched, operands, ops_batched)
+        preds = batched(pred, pred_batched)
+
+        def computed(po):
+            p, o = po
+            new, old = jax.vmap(fn)(o), jax.vmap(otherwise)(o)
+            return jax.tree_util.tree_map(
+                lambda a, b: jnp.where(jnp.reshape(p, p.shape + (1,) * (a.ndim - 1)), a, b), new, old
+            )
+
+        out = _when(computed, lambda po: jax.vmap(otherwise)(po[1]))(jnp.any(preds), (preds, ops))
+        return out, jax.tree_util.tree_map(lambda _: True, out)
+
+    return branch

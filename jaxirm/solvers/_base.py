@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,7 +14,7 @@ import optax
 from jaxirm import envs as _envs
 from jaxirm import penalties as _pen
 from jaxirm import risks as _risks
-from jaxirm._tree import all_finite, tree_where
+from jaxirm._tree import all_finite, tree_where, when
 from jaxirm._types import Batch, PyTree, Solver, SolverState
 from jaxirm._validation import check_hparams
 from jaxirm.models import EnvInference, flatten_params
@@ -232,26 +233,40 @@ def make_solver(cfg: GameConfig) -> Solver:
             return state.hparams["lam"] * cfg.lam_net.apply(dual["psi"], flatten_params(params)) * pen
         return pen
 
+    def ascend(operands):
+        """The dual players' ascent at the new Φ, each where it is ``active``; ``operands`` = ((dual params,
+        their optimizer states), (new Φ, state, batch, active)) — nothing traced is closed over (`when`)."""
+        (dual, dual_opt), (params, state, batch, active) = operands
+        dual_grads = jax.grad(dual_objective)(dual, params, state, batch)
+        ascent = jax.tree_util.tree_map(jnp.negative, dual_grads)
+        dual, dual_opt = dict(dual), dict(dual_opt)
+        optimizers = {"rho": cfg.infer_optimizer, "psi": cfg.lam_optimizer}
+        for name, on in active.items():
+            upd, new_opt = optimizers[name].update(ascent[name], dual_opt[name], dual[name])
+            dual[name] = tree_where(on, optax.apply_updates(dual[name], upd), dual[name])
+            dual_opt[name] = tree_where(on, new_opt, dual_opt[name])
+        return dual, dual_opt
+
     def step(state: SolverState, batch: Batch) -> tuple[SolverState, dict]:
         grads, metrics = jax.grad(primal_objective, has_aux=True)(state.params, state, batch)
         updates, opt_state = cfg.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         dual, dual_opt = state.dual_params, state.dual_opt_state
         if dual:
-            # Gauss-Seidel order (OOD-TV eqs. 17-18): the dual players ascend at the *new* Φ.
-            dual_grads = jax.grad(dual_objective)(dual, params, state, batch)
-            ascent = jax.tree_util.tree_map(jnp.negative, dual_grads)
-            dual, dual_opt = dict(dual), dict(dual_opt)
+            # Gauss-Seidel order (OOD-TV eqs. 17-18): the dual players ascend at the *new* Φ, each while its
+            # schedule lets it; a batch of runs none of whose players moves skips the ascent (`when`).
             warm = schedule_factor(state) == 0.0  # the warm-up: the penalty is off
+            active = {}
             if "rho" in dual:
-                active = {"warmup": warm, "always": jnp.asarray(True), "after_warmup": ~warm}[cfg.rho_updates]
-                upd, new_opt = cfg.infer_optimizer.update(ascent["rho"], dual_opt["rho"], dual["rho"])
-                dual["rho"] = tree_where(active, optax.apply_updates(dual["rho"], upd), dual["rho"])
-                dual_opt["rho"] = tree_where(active, new_opt, dual_opt["rho"])
+                active["rho"] = {"warmup": warm, "always": jnp.asarray(True), "after_warmup": ~warm}[
+                    cfg.rho_updates
+                ]
             if "psi" in dual:
-                upd, new_opt = cfg.lam_optimizer.update(ascent["psi"], dual_opt["psi"], dual["psi"])
-                dual["psi"] = tree_where(~warm, optax.apply_updates(dual["psi"], upd), dual["psi"])
-                dual_opt["psi"] = tree_where(~warm, new_opt, dual_opt["psi"])
+                active["psi"] = ~warm
+            moving = functools.reduce(jnp.logical_or, active.values())
+            dual, dual_opt = when(
+                moving, ascend, lambda ops: ops[0], ((dual, dual_opt), (params, state, batch, active))
+            )
         proposal = state._replace(
             params=params, opt_state=opt_state, dual_params=dual, dual_opt_state=dual_opt
         )

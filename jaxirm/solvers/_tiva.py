@@ -17,6 +17,7 @@ the noise-free g = clip(μ + ½, 0, 1) (the STG test-time gate) and ρ's partiti
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,6 +29,7 @@ from jaxirm import _validation as _v
 from jaxirm import envs as _envs
 from jaxirm import penalties as _pen
 from jaxirm import risks as _risks
+from jaxirm._tree import when
 from jaxirm.losses import bce_with_logits
 from jaxirm.models import EnvInference
 from jaxirm.solvers._base import (
@@ -39,7 +41,6 @@ from jaxirm.solvers._base import (
     finish_step,
     l2_norm_sq,
     predict_with,
-    tree_where,
 )
 from jaxirm.solvers._models import (
     ModelLike,
@@ -167,6 +168,41 @@ def make_tiva(
         g = _risks.scale_grads(loss_fn, logits, y, envs)
         return tv(g, _envs.env_measure(envs, kind=measure))
 
+    def gated(ft: bool, g: jax.Array, a: jax.Array) -> jax.Array:
+        """Gates ``[d_a]`` times the attributes, ``[d_a, n]`` features-first (``ft``) or ``[n, d_a]``."""
+        return g[:, None] * a if ft else g * a
+
+    def selector_loss(sel, ft, out_ndim, a, eps, y, stg_reg):
+        """The selector's objective: predict y from the gated attributes, few gates open."""
+        g = stochastic_gate(sel["mu"], eps, gate_sigma)
+        if ft:  # [width, n]
+            out = jax.lax.dot_general(sel["w"], gated(ft, g, a), (((0,), (0,)), ((), ()))) + sel["b"][:, None]
+            out = out[0] if out_ndim == 1 else out.T
+        else:
+            out = gated(ft, g, a) @ sel["w"] + sel["b"]
+            out = out[:, 0] if out_ndim == 1 else out
+        fit_term = jnp.mean(loss_fn(out, y))
+        open_gates = jnp.mean(jax.scipy.stats.norm.cdf((sel["mu"] + 0.5) / gate_sigma))
+        return fit_term + stg_reg * open_gates
+
+    def learn(ft: bool, model: Callable, out_ndim: int, operands):
+        """One warm-up update of ρ (ascending the penalty at the new Φ) and of the selector. ``operands`` =
+        (players, inputs): nothing traced is closed over (see `when`); ``ft`` (the layout), ``model`` (Φ's
+        apply function for it) and ``out_ndim`` are static."""
+        (sel, sel_opt, rho, rho_opt), (a, rho_input, eps, y, params, x, stg_reg) = operands
+        logits_new = jax.lax.stop_gradient(model(params, x))
+
+        def dual(rho_params):
+            envs = infer.apply(rho_params, rho_input, features_first=ft)
+            return jnp.maximum(penalty_of(logits_new, y, envs), 0.0)
+
+        rho_grads = jax.grad(dual)(rho)
+        upd, rho_opt = infer_optimizer.update(jax.tree_util.tree_map(jnp.negative, rho_grads), rho_opt, rho)
+        rho = optax.apply_updates(rho, upd)
+        sel_grads = jax.grad(selector_loss)(sel, ft, out_ndim, a, eps, y, stg_reg)
+        upd, sel_opt = selector_optimizer.update(sel_grads, sel_opt, sel)
+        return optax.apply_updates(sel, upd), sel_opt, rho, rho_opt
+
     def step(state: SolverState, batch: Batch) -> tuple[SolverState, dict]:
         hp = state.hparams
         warm = state.step < hp["anneal_steps"].astype(jnp.int32)
@@ -176,73 +212,39 @@ def make_tiva(
         eps = jax.random.normal(noise_key, selector["mu"].shape)
         # The gates ρ reads: noisy while the selector learns, the test-time gates once it is frozen.
         gate = jax.lax.stop_gradient(stochastic_gate(selector["mu"], jnp.where(warm, eps, 0.0), gate_sigma))
-        gated = (lambda g: g[:, None] * a) if ft else (lambda g: g * a)
-        rho_input = gated(1.0 - gate)
+        rho_input = gated(ft, 1.0 - gate, a)
         weight = jnp.where(warm, 0.0, hp["lam"])
 
-        def model(params):
-            if ft and apply_ft is not None:
-                return apply_ft(params, batch.xt)
-            return apply_fn(params, batch.x)
-
-        def rho_of(rho_params):
-            return infer.apply(rho_params, rho_input, features_first=ft)
+        model, x = (apply_ft, batch.xt) if ft and apply_ft is not None else (apply_fn, batch.x)
+        out_ndim = jax.eval_shape(model, state.params, x).ndim
 
         def primal(params):
-            logits = model(params)
-            envs = jax.lax.stop_gradient(rho_of(rho))
+            logits = model(params, x)
+            envs = jax.lax.stop_gradient(infer.apply(rho, rho_input, features_first=ft))
             risk = jnp.mean(loss_fn(logits, batch.y))
             pen = penalty_of(logits, batch.y, envs)
             loss = risk + hp["l2"] * l2_norm_sq(params) + weight * jnp.maximum(pen, 0.0)
             if rescale:
                 loss = jnp.where(weight > 1.0, loss / (1.0 + weight), loss)
-            return loss, (risk, pen, logits.ndim)
+            return loss, (risk, pen)
 
-        (loss, (risk, pen, _)), grads = jax.value_and_grad(primal, has_aux=True)(state.params)
+        (loss, (risk, pen)), grads = jax.value_and_grad(primal, has_aux=True)(state.params)
         upd, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, upd)
 
-        # ρ ascends the penalty at the new Φ (Gauss-Seidel, as the other games).
-        logits_new = jax.lax.stop_gradient(model(params))
-
-        def dual(rho_params):
-            return jnp.maximum(penalty_of(logits_new, batch.y, rho_of(rho_params)), 0.0)
-
-        rho_grads = jax.grad(dual)(rho)
-        upd, new_rho_opt = infer_optimizer.update(
-            jax.tree_util.tree_map(jnp.negative, rho_grads), state.dual_opt_state["rho"], rho
-        )
-        new_rho = optax.apply_updates(rho, upd)
-
-        # The selector: predict y from the gated attributes, few gates open.
-        def selector_loss(sel):
-            g = stochastic_gate(sel["mu"], eps, gate_sigma)
-            if ft:  # [width, n]
-                out = jax.lax.dot_general(sel["w"], gated(g), (((0,), (0,)), ((), ()))) + sel["b"][:, None]
-                out = out[0] if logits_new.ndim == 1 else out.T
-            else:
-                out = gated(g) @ sel["w"] + sel["b"]
-                out = out[:, 0] if logits_new.ndim == 1 else out
-            fit_term = jnp.mean(loss_fn(out, batch.y))
-            open_gates = jnp.mean(jax.scipy.stats.norm.cdf((sel["mu"] + 0.5) / gate_sigma))
-            return fit_term + hp["stg_reg"] * open_gates
-
-        sel_value, sel_grads = jax.value_and_grad(selector_loss)(selector)
-        upd, new_sel_opt = selector_optimizer.update(sel_grads, state.dual_opt_state["selector"], selector)
-        new_sel = optax.apply_updates(selector, upd)
-
-        dual_params = {
-            "selector": tree_where(warm, new_sel, selector),
-            "rho": tree_where(warm, new_rho, rho),
-        }
-        dual_opt = {
-            "selector": tree_where(warm, new_sel_opt, state.dual_opt_state["selector"]),
-            "rho": tree_where(warm, new_rho_opt, state.dual_opt_state["rho"]),
-        }
+        # During the warm-up ρ ascends the penalty at the new Φ (Gauss-Seidel, as the other games) and the
+        # selector learns; after it both are frozen, and a batch of runs all past it skips their updates.
+        players = (selector, state.dual_opt_state["selector"], rho, state.dual_opt_state["rho"])
+        inputs = (a, rho_input, eps, batch.y, params, x, hp["stg_reg"])
+        new = when(warm, functools.partial(learn, ft, model, out_ndim), lambda ops: ops[0], (players, inputs))
+        dual_params = {"selector": new[0], "rho": new[2]}
+        dual_opt = {"selector": new[1], "rho": new[3]}
+        # the selector's loss for the metrics (XLA drops it from the steps whose metrics are not kept)
+        sel_value = selector_loss(selector, ft, out_ndim, a, eps, batch.y, hp["stg_reg"])
         proposal = state._replace(
             params=params, opt_state=opt_state, dual_params=dual_params, dual_opt_state=dual_opt
         )
-        envs = rho_of(rho)
+        envs = infer.apply(rho, rho_input, features_first=ft)
         metrics = {
             "loss": loss,
             "risk": risk,
