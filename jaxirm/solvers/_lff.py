@@ -40,6 +40,7 @@ from jaxirm.solvers._models import (
     OptimizerLike,
     default_hparams,
     default_optimizer,
+    features_first_fn,
     model_fns,
     set_learning_rate,
 )
@@ -108,8 +109,10 @@ def make_lff(
     optimizer: Any,
     defaults: Mapping[str, float],
     class_norm: bool,
+    apply_ft: Callable | None = None,
 ) -> Solver:
-    """Builds LfF's ``init``/``step``/``predict``; the factory `lff` checks the arguments."""
+    """Builds LfF's ``init``/``step``/``predict``; the factory `lff` checks the arguments. ``apply_ft``: the
+    model on features-first inputs (`features_first_fn`), or None."""
     defaults = dict(defaults)
 
     def check_ranges(hp: Mapping[str, Any]) -> None:
@@ -148,8 +151,11 @@ def make_lff(
     def step(state: SolverState, batch: Batch) -> tuple[SolverState, dict]:
         hp = state.hparams
         bias = state.dual_params["bias"]
-        logits_b = apply_fn(bias, batch.x)
-        logits_d = apply_fn(state.params, batch.x)
+        model, x = (
+            (apply_ft, batch.xt) if apply_ft is not None and batch.xt is not None else (apply_fn, batch.x)
+        )
+        logits_b = model(bias, x)
+        logits_d = model(state.params, x)
         # Per-example cross-entropies at the current parameters; their EMAs start at the first values
         # (LfF's EMA: the first visit of an example sets it, later ones average with decay γ).
         ce_b = jax.lax.stop_gradient(loss_fn(logits_b, batch.y)).astype(jnp.float32)
@@ -165,12 +171,12 @@ def make_lff(
         weights = jax.lax.stop_gradient(weights)
 
         def debiased_objective(params):
-            logits = apply_fn(params, batch.x)
+            logits = model(params, x)
             risk = jnp.mean(weights * loss_fn(logits, batch.y))
             return risk + hp["l2"] * l2_norm_sq(params), risk
 
         def biased_objective(params):
-            logits = apply_fn(params, batch.x)
+            logits = model(params, x)
             risk = jnp.mean(gce(loss_fn, logits, batch.y, hp["q"]))
             return risk + hp["l2"] * l2_norm_sq(params), risk
 
@@ -198,6 +204,7 @@ def make_lff(
         name="LfF",
         defaults=defaults,
         loss_kind=getattr(loss_fn, "kind", None),
+        features_first=apply_ft is not None,
         full_batch=True,
     )
 
@@ -275,4 +282,5 @@ def lff(
         optimizer=default_optimizer(optimizer, lr),
         defaults=defaults,
         class_norm=class_norm,
+        apply_ft=features_first_fn(model),
     )
