@@ -4,9 +4,11 @@ stays one under vmap."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.extend.core import jaxpr_as_fun
 
 from jaxirm._types import PyTree
 
@@ -44,7 +46,24 @@ def when(pred: jax.Array, fn: Callable, otherwise: Callable, operands: PyTree) -
     ``fn`` and ``otherwise`` must return the same structure, shapes and dtypes, and must not close over
     traced values (pass them in ``operands``). Not differentiable (a step function's control flow).
     """
-    return _when(fn, otherwise)(jnp.asarray(pred, bool), operands)
+    leaves, tree = jax.tree_util.tree_flatten(operands)
+    leaves = [jnp.asarray(leaf) for leaf in leaves]
+    specs = [jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, weak_type=leaf.weak_type) for leaf in leaves]
+    # Both branches traced once, to jaxprs: the vmap rule re-evaluates them per level, which then costs a walk
+    # over their equations instead of a second trace of the Python (flax, optax) code behind them.
+    fn_flat, out_tree = _as_jaxpr_fn(fn, tree, specs)
+    otherwise_flat, _ = _as_jaxpr_fn(otherwise, tree, specs)
+    out = _when(fn_flat, otherwise_flat)(jnp.asarray(pred, bool), leaves)
+    return jax.tree_util.tree_unflatten(out_tree, out)
+
+
+def _as_jaxpr_fn(f: Callable, tree, specs) -> tuple[Callable, Any]:
+    """``f`` of the pytree ``tree`` as a function of its flat leaves, evaluated from its traced jaxpr."""
+    closed, shape = jax.make_jaxpr(
+        lambda *leaves: f(jax.tree_util.tree_unflatten(tree, leaves)), return_shape=True
+    )(*specs)
+    fun = jaxpr_as_fun(closed)
+    return (lambda leaves: list(fun(*leaves))), jax.tree_util.tree_structure(shape)
 
 
 def _when(fn: Callable, otherwise: Callable) -> Callable:
