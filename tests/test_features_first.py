@@ -15,6 +15,12 @@ from jaxirm.datasets.synthetic import logit_z
 from jaxirm.models import MLP, EnvInference, LinearFeatures
 from jaxirm.solvers import Batch, eiil, erm, irm, lff, minimax, ood_tv, tiva
 
+# Unoptimised XLA builds (as in test_solvers): these tests check values, and compile several times faster.
+FAST = {
+    "xla_backend_optimization_level": 0,
+    "xla_llvm_disable_expensive_passes": True,
+    "xla_cpu_use_fusion_emitters": False,
+}
 X = np.random.default_rng(0).normal(size=(37, 6)).astype(np.float32)
 
 MODELS = [
@@ -116,7 +122,8 @@ def test_a_step_on_features_first_copies_equals_the_row_major_step(data, name, m
                 s, metrics = solver.step(s, b)
             return s, metrics
 
-        (rows, m_rows), (cols, m_cols) = jax.jit(steps)(batch), jax.jit(steps)(filled)
+        run = jax.jit(steps, compiler_options=FAST)
+        (rows, m_rows), (cols, m_cols) = run(batch), run(filled)
     # The two programs compute the same float64 values up to reordered sums (≤ 1e-12 relative here); the
     # parameters are float32, so each side rounds them once: within one float32 rounding (STORED_F32) of each
     # other, and an Adam update moves by lr·(relative change of its gradient, itself one float32 rounding).
