@@ -81,7 +81,10 @@ def _program(
         # pass is one [n, d] @ [d, G] product per seed instead of G matrix-vector products over G copies.
         def one_run_per_seed_data(seed, index, hparams, batch, test, val):
             batch, test, val = jax.tree_util.tree_map(lambda a: a[index], (batch, test, val))
-            if not hparams:  # no grid: one run per seed
+            if not hparams or all(a.shape[0] == 1 for a in jax.tree_util.tree_leaves(hparams)):
+                # no grid, or a grid of one point (e.g. `reproduce`): one run per seed, without the inner
+                # vmap (a second batching pass over the whole step costs tracing time, not only run time)
+                hparams = jax.tree_util.tree_map(lambda a: a[0], hparams)
                 out = one_run(seed, hparams, batch, test, val)
                 return jax.tree_util.tree_map(lambda a: a[None], out)
             return jax.vmap(one_run, in_axes=(None, 0, None, None, None))(seed, hparams, batch, test, val)
