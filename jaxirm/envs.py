@@ -83,8 +83,9 @@ def _env_sums(values: jax.Array, envs: jax.Array, num_envs: int) -> jax.Array:
         # orientation made the environment sums ~4x slower on CPU).
         weights = (jnp.arange(num_envs, dtype=envs.dtype)[:, None] == envs[None, :]).astype(values.dtype)
         return jnp.tensordot(weights, values, axes=((1,), (0,)), precision=_HIGHEST)
-    weights = envs.astype(values.dtype)
-    return jnp.tensordot(weights, values, axes=((0,), (0,)), precision=_HIGHEST)
+    # Soft weights [n, E]: contracted environments-first too.
+    weights = envs.astype(values.dtype).T
+    return jnp.tensordot(weights, values, axes=((1,), (0,)), precision=_HIGHEST)
 
 
 def _env_means(values: jax.Array, envs: jax.Array, num_envs: int) -> jax.Array:
