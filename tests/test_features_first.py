@@ -98,6 +98,7 @@ GAMES = [
     ("ood-tv-minimax-l2", lambda m: ood_tv(m, base="minimax", penalty="tv_l2")),
     ("tiva", lambda m: tiva(m, anneal_steps=1)),
     ("lff", lambda m: lff(m)),
+    ("eiil", lambda m: eiil(m, reference_steps=1, infer_steps=1)),  # step 0: reference, step 1: inference
 ]
 
 
@@ -144,7 +145,7 @@ def test_only_models_that_take_features_first_inputs_get_the_copies(data):
     assert not pair.features_first  # a user's (init, apply) pair: its step reads x only
     # ZIN's ρ is the library's EnvInference, so the minimax game reads zt even with a user's Φ
     assert minimax((lambda key, x: init(key, x[:1]), apply), penalty="tv_l2").features_first
-    assert not eiil(MLP(), reference_steps=2, infer_steps=2).features_first
+    assert eiil(MLP(), reference_steps=2, infer_steps=2).features_first  # its phases read xt
 
     class Wrapped(MLP):  # a subclass may override __call__: never handed [d, n] inputs
         pass

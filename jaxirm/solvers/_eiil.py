@@ -17,9 +17,14 @@ from jaxirm import risks as _risks
 from jaxirm.losses import bce_with_logits
 from jaxirm.solvers._base import Batch, Solver, SolverState, finish_step, predict_with
 from jaxirm.solvers._games import erm, irm
-from jaxirm.solvers._models import ModelLike, OptimizerLike, model_fns
+from jaxirm.solvers._models import ModelLike, OptimizerLike, features_first_fn, model_fns
 
 __all__ = ["eiil"]
+
+
+def _metrics(loss, penalty) -> tuple[jax.Array, jax.Array]:
+    """A phase's (loss, penalty) metrics as float32 scalars, so the phases' outputs agree under x64 too."""
+    return jnp.asarray(loss, jnp.float32), jnp.asarray(penalty, jnp.float32)
 
 
 def make_eiil(
@@ -33,6 +38,7 @@ def make_eiil(
     reference_steps: int,
     infer_steps: int,
     name: str,
+    apply_ft: Callable | None = None,
 ) -> Solver:
     """Composes three phases in one `Solver` so a whole EIIL run is one `lax.scan` (and vmaps in a sweep).
 
@@ -40,6 +46,9 @@ def make_eiil(
     2. steps [R, R + I): ascent of per-example soft assignments q_i = σ(u_i) on the IRMv1 penalty of the
        frozen reference over the two environments (q, 1 − q);
     3. steps ≥ R + I: the IRM solver on the hard partition q_i > ½ (its warm-up counts from the phase start).
+
+    ``apply_ft``: the model on features-first inputs (`features_first_fn`), or None; the ERM and IRM solvers
+    read the batch's features-first copies themselves.
     """
     defaults = dict(irm_solver.defaults)
     offset = reference_steps + infer_steps
@@ -68,10 +77,13 @@ def make_eiil(
         ref, m = erm_solver.step(ref, batch)
         dual = dict(state.dual_params, ref=ref.params)
         dual_opt = dict(state.dual_opt_state, ref=ref.opt_state)
-        return state._replace(dual_params=dual, dual_opt_state=dual_opt), m["loss"], jnp.zeros(())
+        return state._replace(dual_params=dual, dual_opt_state=dual_opt), *_metrics(m["loss"], 0.0)
 
     def infer_phase(state, batch):
-        logits = apply_fn(state.dual_params["ref"], batch.x)
+        if apply_ft is not None and batch.xt is not None:
+            logits = apply_ft(state.dual_params["ref"], batch.xt)
+        else:
+            logits = apply_fn(state.dual_params["ref"], batch.x)
 
         def penalty(u):
             # EIIL's objective as published: environment losses averaged over all n examples, i.e. the
@@ -84,13 +96,13 @@ def make_eiil(
         upd, u_opt = infer_optimizer.update(-grad, state.dual_opt_state["u"], state.dual_params["u"])
         dual = dict(state.dual_params, u=optax.apply_updates(state.dual_params["u"], upd))
         dual_opt = dict(state.dual_opt_state, u=u_opt)
-        return state._replace(dual_params=dual, dual_opt_state=dual_opt), jnp.zeros(()), pen
+        return state._replace(dual_params=dual, dual_opt_state=dual_opt), *_metrics(0.0, pen)
 
     def irm_phase(state, batch):
         labels = (state.dual_params["u"] <= 0).astype(jnp.int32)  # env 0: q > 1/2
         sub = inner(state, state.params, state.opt_state, state.step - offset, state.hparams)
         sub, m = irm_solver.step(sub, batch._replace(envs=labels))
-        return state._replace(params=sub.params, opt_state=sub.opt_state), m["loss"], m["penalty"]
+        return state._replace(params=sub.params, opt_state=sub.opt_state), *_metrics(m["loss"], m["penalty"])
 
     def step(state: SolverState, batch: Batch) -> tuple[SolverState, dict]:
         phase = jnp.where(state.step < reference_steps, 0, jnp.where(state.step < offset, 1, 2))
@@ -107,6 +119,7 @@ def make_eiil(
         loss_kind=irm_solver.loss_kind,
         full_batch=True,
         min_steps=offset + 1,
+        features_first=irm_solver.features_first,
     )
 
 
@@ -174,6 +187,7 @@ def eiil(
         irm_solver=irm_solver,
         init_fn=init_fn,
         apply_fn=apply_fn,
+        apply_ft=features_first_fn(model),
         loss_fn=loss,
         infer_optimizer=infer_optimizer or optax.adam(1e-3),
         reference_steps=reference_steps,
