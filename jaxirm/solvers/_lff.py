@@ -93,9 +93,14 @@ def relative_difficulty(
       ``[n]`` weights in [0, 1).
     """
 
+    # Each class's maximum as a masked row reduction over [C, n] (C is small: XLA's scatter-max behind
+    # segment_max is several times slower on CPU), read back per example by the same mask.
+    member = jnp.arange(num_classes, dtype=classes.dtype)[:, None] == classes[None, :]
+
     def normalised(ema):
-        top = jax.ops.segment_max(ema, classes, num_segments=num_classes)
-        return ema / jnp.maximum(top[classes], _TINY)  # a class fitted exactly: 0 / tiny = 0, not NaN
+        top = jnp.max(jnp.where(member, ema[None, :], -jnp.inf), axis=1)
+        mine = jnp.max(jnp.where(member, top[:, None], -jnp.inf), axis=0)  # top[classes]
+        return ema / jnp.maximum(mine, _TINY)  # a class fitted exactly: 0 / tiny = 0, not NaN
 
     b, d = normalised(ema_b), normalised(ema_d)
     return b / (b + d + _EPS)
