@@ -57,6 +57,23 @@ def predict_with(apply_fn: Callable) -> Callable[[SolverState, jax.Array], jax.A
     return predict
 
 
+def model_input(apply_fn: Callable, apply_ft: Callable | None, batch: Batch) -> tuple[Callable, jax.Array]:
+    """``(apply, inputs)`` of the model Φ on a batch: ``(apply_ft, batch.xt)`` when the model takes
+    features-first inputs (``apply_ft``, from `features_first_fn`) and the loop filled the copy, else
+    ``(apply_fn, batch.x)``."""
+    if apply_ft is not None and batch.xt is not None:
+        return apply_ft, batch.xt
+    return apply_fn, batch.x
+
+
+def standardised_z(aux: dict, batch: Batch, features_first: bool) -> jax.Array:
+    """The batch's z standardised with the statistics ``aux["z_mean"]``/``aux["z_std"]`` taken at ``init``:
+    ``[k, n]`` from ``batch.zt`` when ``features_first``, else ``[n, k]``."""
+    if features_first:
+        return (batch.zt - aux["z_mean"][:, None]) / aux["z_std"][:, None]
+    return (jnp.asarray(batch.z, jnp.float32) - aux["z_mean"]) / aux["z_std"]
+
+
 def l2_norm_sq(params: PyTree) -> jax.Array:
     """Σ‖θ‖² over every parameter, biases included (the reference loop's L2 term)."""
     return sum((jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(params)), jnp.zeros(()))
@@ -173,10 +190,8 @@ def make_solver(cfg: GameConfig) -> Solver:
         if cfg.infer is None:
             return batch.envs, cfg.num_envs
         if infer_ft and batch.zt is not None:
-            zt = (batch.zt - aux["z_mean"][:, None]) / aux["z_std"][:, None]
-            return cfg.infer.apply(dual["rho"], zt, features_first=True), None
-        z = (jnp.asarray(batch.z, jnp.float32) - aux["z_mean"]) / aux["z_std"]
-        return cfg.infer.apply(dual["rho"], z), None
+            return cfg.infer.apply(dual["rho"], standardised_z(aux, batch, True), features_first=True), None
+        return cfg.infer.apply(dual["rho"], standardised_z(aux, batch, False)), None
 
     def schedule_factor(state):
         """The penalty schedule at this step: 0/1 around the warm-up by default, or the user's schedule."""
@@ -196,14 +211,9 @@ def make_solver(cfg: GameConfig) -> Solver:
             weight = weight * cfg.lam_net.apply(psi, flatten_params(params))
         return weight
 
-    def outputs_of(params, batch):
-        """The model's outputs on the batch, from its features-first copy when the loop filled one."""
-        if cfg.apply_ft is not None and batch.xt is not None:
-            return cfg.apply_ft(params, batch.xt)
-        return cfg.apply_fn(params, batch.x)
-
     def primal_objective(params, state, batch):
-        outputs = outputs_of(params, batch)
+        apply, x = model_input(cfg.apply_fn, cfg.apply_ft, batch)
+        outputs = apply(params, x)
         reg = l2_norm_sq(params)
         if cfg.penalty is None:
             risk = jnp.mean(cfg.loss_fn(logits_of(cfg, outputs), batch.y))
@@ -225,7 +235,8 @@ def make_solver(cfg: GameConfig) -> Solver:
         The warm-up gate multiplies the primal objective only; when the dual players move is set by their
         schedules (``rho_updates``; Ψ after the warm-up), so ρ can ascend during the warm-up as in ZIN.
         """
-        outputs = outputs_of(params, batch)
+        apply, x = model_input(cfg.apply_fn, cfg.apply_ft, batch)
+        outputs = apply(params, x)
         envs, num = envs_of(dual, state.aux, batch)
         _, pen = _penalty_value(cfg, outputs, batch.y, envs, num)
         pen = jnp.maximum(pen, 0.0)

@@ -15,7 +15,7 @@ from jaxirm import _validation as _v
 from jaxirm import envs as _envs
 from jaxirm import risks as _risks
 from jaxirm.losses import bce_with_logits
-from jaxirm.solvers._base import Batch, Solver, SolverState, finish_step, predict_with
+from jaxirm.solvers._base import Batch, Solver, SolverState, finish_step, model_input, predict_with
 from jaxirm.solvers._games import erm, irm
 from jaxirm.solvers._models import ModelLike, OptimizerLike, features_first_fn, model_fns
 
@@ -80,10 +80,8 @@ def make_eiil(
         return state._replace(dual_params=dual, dual_opt_state=dual_opt), *_metrics(m["loss"], 0.0)
 
     def infer_phase(state, batch):
-        if apply_ft is not None and batch.xt is not None:
-            logits = apply_ft(state.dual_params["ref"], batch.xt)
-        else:
-            logits = apply_fn(state.dual_params["ref"], batch.x)
+        model, x = model_input(apply_fn, apply_ft, batch)
+        logits = model(state.dual_params["ref"], x)
 
         def penalty(u):
             # EIIL's objective as published: environment losses averaged over all n examples, i.e. the

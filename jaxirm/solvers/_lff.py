@@ -33,6 +33,7 @@ from jaxirm.solvers._base import (
     check_hparams,
     finish_step,
     l2_norm_sq,
+    model_input,
     predict_with,
 )
 from jaxirm.solvers._models import (
@@ -156,9 +157,7 @@ def make_lff(
     def step(state: SolverState, batch: Batch) -> tuple[SolverState, dict]:
         hp = state.hparams
         bias = state.dual_params["bias"]
-        model, x = (
-            (apply_ft, batch.xt) if apply_ft is not None and batch.xt is not None else (apply_fn, batch.x)
-        )
+        model, x = model_input(apply_fn, apply_ft, batch)
         logits_b = model(bias, x)
         logits_d = model(state.params, x)
         # Per-example cross-entropies at the current parameters; their EMAs start at the first values

@@ -40,7 +40,9 @@ from jaxirm.solvers._base import (
     check_hparams,
     finish_step,
     l2_norm_sq,
+    model_input,
     predict_with,
+    standardised_z,
 )
 from jaxirm.solvers._models import (
     ModelLike,
@@ -110,8 +112,7 @@ def make_tiva(
         x = jnp.reshape(batch.x, (batch.x.shape[0], -1)).astype(jnp.float32)
         if not use_z:
             return x
-        z = (jnp.asarray(batch.z, jnp.float32) - aux["z_mean"]) / aux["z_std"]
-        return jnp.concatenate([x, z], axis=1)
+        return jnp.concatenate([x, standardised_z(aux, batch, False)], axis=1)
 
     def layout(aux, batch: Batch) -> tuple[bool, jax.Array]:
         """(features_first, attributes): ``[d_a, n]`` from the batch's features-first copies when the loop
@@ -121,8 +122,7 @@ def make_tiva(
         xt = batch.xt.astype(jnp.float32)
         if not use_z:
             return True, xt
-        zt = (batch.zt - aux["z_mean"][:, None]) / aux["z_std"][:, None]
-        return True, jnp.concatenate([xt, zt], axis=0)
+        return True, jnp.concatenate([xt, standardised_z(aux, batch, True)], axis=0)
 
     def init(key: jax.Array, batch: Batch, hparams: Mapping[str, Any] | None = None) -> SolverState:
         hp = check_hparams("TIVA", defaults, hparams, scalar=True)
@@ -215,7 +215,7 @@ def make_tiva(
         rho_input = gated(ft, 1.0 - gate, a)
         weight = jnp.where(warm, 0.0, hp["lam"])
 
-        model, x = (apply_ft, batch.xt) if ft and apply_ft is not None else (apply_fn, batch.x)
+        model, x = model_input(apply_fn, apply_ft if ft else None, batch)
         out_ndim = jax.eval_shape(model, state.params, x).ndim
 
         def primal(params):
