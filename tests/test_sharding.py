@@ -126,3 +126,64 @@ def test_literal_dummy_scale_is_psummed_and_the_check_catches_it(mesh):
     np.testing.assert_allclose(got, np.broadcast_to(per_shard.sum(0), got.shape), rtol=0, atol=tol.max())
     # ... which is not its own value: the per-shard test above would fail on this implementation
     assert not np.allclose(got, per_shard, rtol=1e-3, atol=1e-4)
+
+
+# A sweep's runs are independent: its program must not make the devices talk to each other at every step.
+# `jaxirm._tree.when` reduces "does any run need this branch" over the run axis; left to the SPMD partitioner
+# that reduction became an all-reduce (and a rendezvous of every device) inside the training loop.
+_COLLECTIVES = ("all-reduce", "all-gather", "all-to-all", "collective-permute", "reduce-scatter")
+
+
+def _small_minimax_sweep(mesh, seeds):
+    from jaxirm._sweep import prepare
+    from jaxirm.datasets import logit_z, to_batch
+    from jaxirm.models import MLP
+
+    solver = jaxirm.solvers.minimax(MLP(), penalty="tv_l1")
+    data = [logit_z(s, n_train=64, n_test=32) for s in seeds]
+    kwargs = dict(
+        seeds=list(seeds),
+        grid={"anneal_steps": [3.0]},  # ρ ascends in steps 0-2 only: the `when` branch is taken, then skipped
+        test=to_batch([test for _, test in data], with_z=False),
+        eval_every=3,
+        mesh=mesh,
+        data_per_seed=True,
+    )
+    return solver, to_batch([train for train, _ in data], with_z=True), kwargs, prepare
+
+
+def test_sweep_program_has_no_cross_device_communication():
+    mesh = jax.make_mesh((NUM_DEVICES,), ("sweep",), axis_types=(jax.sharding.AxisType.Auto,))
+    solver, batch, kwargs, prepare = _small_minimax_sweep(mesh, range(NUM_DEVICES))
+    from jaxirm._sweep import _program_jit
+
+    prepared = prepare(solver, batch, 6, **kwargs)
+    hlo = _program_jit.lower(*prepared.args, **prepared.static).compile().as_text()
+    assert "while" in hlo  # the training loop is in this program
+    found = [op for op in _COLLECTIVES if op in hlo]
+    assert not found, f"the sweep program communicates across devices: {found}"
+
+
+def test_minimax_sweep_on_8_devices_equals_each_run_alone():
+    # Each device decides `when`'s branch for its own runs only; the runs' values must not depend on which
+    # runs share a device. The two programs are compiled separately and may sum in other orders: each of the
+    # 6 steps sums 64 examples (≤ 64 roundings on the longest path), and Adam's normalised update carries a
+    # relative perturbation forward without growing it, so the losses and penalties agree within
+    # f32_tol(6 · 64) relative; the accuracies are counts of 32 test examples per environment and agree
+    # exactly unless a logit within that bound of 0 flips, which these seeds do not have.
+    seeds = range(NUM_DEVICES)
+    mesh8 = jax.make_mesh((NUM_DEVICES,), ("sweep",), axis_types=(jax.sharding.AxisType.Auto,))
+    solver, batch, kwargs, _ = _small_minimax_sweep(mesh8, seeds)
+    together = jaxirm.sweep(solver, batch, 6, **kwargs)
+    mesh1 = jax.make_mesh(
+        (1,), ("sweep",), devices=jax.devices()[:1], axis_types=(jax.sharding.AxisType.Auto,)
+    )
+    for i, seed in enumerate(seeds):
+        one = jax.tree_util.tree_map(lambda a, i=i: a[i : i + 1], (batch, kwargs["test"]))
+        alone = jaxirm.sweep(solver, one[0], 6, **{**kwargs, "seeds": [seed], "test": one[1], "mesh": mesh1})
+        for key in ("test_mean", "test_worst"):
+            np.testing.assert_array_equal(together.history[key][i], alone.history[key][0], err_msg=key)
+        for key in ("penalty", "loss"):
+            np.testing.assert_allclose(
+                together.history[key][i], alone.history[key][0], rtol=f32_tol(6 * 64), err_msg=key
+            )
