@@ -3,8 +3,10 @@ sharded over every device."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -116,21 +118,19 @@ def _program(
 
 #: The sweep program, compiled once per solver and static configuration (JAX's cache, keyed on the hashable
 #: solver): the hyperparameters, seeds and data are arguments, so a whole grid shares one compile.
-_program_jit = jax.jit(
-    _program,
-    static_argnames=(
-        "solver",
-        "batch_size",
-        "metric",
-        "num_test",
-        "num_val",
-        "num_steps",
-        "eval_every",
-        "data_per_seed",
-        "keep",
-        "mesh",
-    ),
+_STATIC = (
+    "solver",
+    "batch_size",
+    "metric",
+    "num_test",
+    "num_val",
+    "num_steps",
+    "eval_every",
+    "data_per_seed",
+    "keep",
+    "mesh",
 )
+_program_jit = jax.jit(_program, static_argnames=_STATIC)
 
 
 def _grid_configs(solver: Solver, seeds, grid: Mapping[str, Sequence[float]] | None, points=None):
@@ -291,21 +291,63 @@ def prepare(
     return Prepared((seeds_arr, data_index, hp, batch, test, val), static, configs, runs)
 
 
-def precompile(prepared: Prepared) -> None:
+def precompile(prepared: Prepared) -> jax.stages.Compiled:
     """Compiles the program of a `prepare`d sweep without running it.
 
-    With JAX's persistent compilation cache on (``jax_compilation_cache_dir``), `run_prepared` then loads
-    the program from the cache instead of compiling it: `jaxirm.experiments.reproduce` compiles the next
-    method this way, in a thread, while the current one trains.
+    `jaxirm.experiments.reproduce` compiles the next method this way, in a thread, while the current one
+    trains, and passes the result to `run_prepared`; with JAX's persistent compilation cache on
+    (``jax_compilation_cache_dir``) the compilation is a load when the lowered program is in the cache.
+
+    Returns:
+      The compiled program: ``program(*prepared.args)`` runs the sweep.
     """
-    _program_jit.lower(*prepared.args, **prepared.static).compile()
+    return _program_jit.lower(*prepared.args, **prepared.static).compile()
 
 
-def run_prepared(prepared: Prepared) -> SweepResult:
-    """Runs a `prepare`d sweep and gathers its `SweepResult` (what `sweep` returns)."""
+_persistent_hits = threading.local()
+
+
+def _count_persistent_hits(event: str, **_: object) -> None:
+    # JAX records the event in the thread that compiles
+    if event == "/jax/compilation_cache/cache_hits":
+        _persistent_hits.count = getattr(_persistent_hits, "count", 0) + 1
+
+
+jax.monitoring.register_event_listener(_count_persistent_hits)
+
+
+def compile_serializable(prepared: Prepared) -> tuple[jax.stages.Compiled, bool]:
+    """Compiles the program of a `prepare`d sweep so that it can be kept on disk, if JAX lets it.
+
+    An executable that JAX loaded from its persistent compilation cache serializes
+    (`jax.experimental.serialize_executable`) into a payload that fails when it runs (jaxlib 0.10.2, CPU:
+    "Function … not found"). The program is therefore traced and lowered anew (a new function object, so
+    JAX's in-memory caches cannot answer with such an executable), and reported not serializable when JAX's
+    persistent cache answered.
+
+    Returns:
+      ``(program, serializable)``.
+    """
+    once = jax.jit(functools.partial(_program), static_argnames=_STATIC)
+    before = getattr(_persistent_hits, "count", 0)
+    program = once.lower(*prepared.args, **prepared.static).compile()
+    return program, getattr(_persistent_hits, "count", 0) == before
+
+
+def run_prepared(prepared: Prepared, program: jax.stages.Compiled | None = None) -> SweepResult:
+    """Runs a `prepare`d sweep and gathers its `SweepResult` (what `sweep` returns).
+
+    Args:
+      prepared: the sweep (`prepare`).
+      program: its compiled program (`precompile`, or one loaded from disk); None: compile it here (JAX's
+        cache serves a program compiled before with the same solver and configuration).
+    """
     configs, runs, static = prepared.configs, prepared.runs, prepared.static
     metric, keep, data_per_seed = static["metric"], static["keep"], static["data_per_seed"]
-    states, history = _program_jit(*prepared.args, **static)
+    if program is None:
+        states, history = _program_jit(*prepared.args, **static)
+    else:
+        states, history = program(*prepared.args)
     states, kept = states if keep else (states, None)
     if kept is not None and data_per_seed:
         kept = jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:]), kept)

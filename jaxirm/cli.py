@@ -276,7 +276,7 @@ def _app():
             table = _call(
                 f"reproduce {name}",
                 experiments.reproduce,
-                exp,
+                name,  # by name: jaxirm's own experiments keep their compiled programs (reproduce)
                 out=out_dir,
                 plot=plot,
                 on_progress=on_progress,

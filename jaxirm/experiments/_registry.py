@@ -220,6 +220,12 @@ def get(name: str) -> Experiment:
     return _REGISTRY[name]()
 
 
+def _is_builtin(name: str) -> bool:
+    """Whether ``name`` is registered to a factory of jaxirm's own code (whose solvers jaxirm builds)."""
+    factory = _REGISTRY.get(name)
+    return factory is not None and (getattr(factory, "__module__", "") or "").startswith("jaxirm.")
+
+
 def names() -> list[str]:
     """The registered experiment names, sorted."""
     return sorted(_REGISTRY)

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from jaxirm import sweep
-from jaxirm._sweep import precompile, prepare
+from jaxirm._sweep import compile_serializable, precompile, prepare, run_prepared
 from jaxirm.datasets import to_batch
 from jaxirm.experiments._plan import Run, _method_config, plan
-from jaxirm.experiments._registry import Experiment
+from jaxirm.experiments._programs import ProgramStore, program_key
+from jaxirm.experiments._registry import Experiment, _is_builtin
 from jaxirm.experiments._store import (
     append_rows,
     complete_sets,
@@ -117,7 +117,11 @@ def reproduce(
         data_dir=data_dir,
     )
     # An experiment with its own protocol, e.g. "sem" (coefficient errors): see Experiment.runner.
-    return (run.exp.runner or _reproduce)(run)
+    if run.exp.runner is not None:
+        return run.exp.runner(run)
+    # Compiled programs are kept on disk only for jaxirm's own experiments, asked for by name: their solvers
+    # are built by jaxirm code, which the programs' keys cover (`_programs`).
+    return _reproduce(run, keep_programs=isinstance(experiment, str) and _is_builtin(experiment))
 
 
 def _drop_incomplete(run: Run, existing: list[dict], wanted: Sequence[str]) -> list[dict]:
@@ -139,34 +143,70 @@ def _drop_incomplete(run: Run, existing: list[dict], wanted: Sequence[str]) -> l
     return kept
 
 
-def _compile_ahead(methods: Sequence, sweep_args) -> dict:
-    """With JAX's persistent compilation cache on, compiles every method's sweep program in order in a
-    background thread, so that method k + 1 compiles while method k trains and each sweep then loads its
-    program from the cache. Returns ``{method: threading.Event}``, set once that method's program is compiled
-    (or its compilation failed: its sweep then compiles, and reports any error, itself); without a cache, {}.
-    """
+class _Program:
+    """A method's compiled sweep program, made in the compile-ahead thread: ``ready`` is set once
+    ``program`` holds it (None if it could not be made: the sweep then compiles, and reports any error,
+    itself)."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.program: Any = None
+        self.loaded = False
+
+
+def _program_store(run: Run, keep_programs: bool):
+    """The store of compiled programs (`_programs.ProgramStore`) beside JAX's persistent compilation cache
+    (``<cache>/jaxirm-programs``), or None: no cache folder, or not one of jaxirm's own experiments."""
     import jax
 
-    if not jax.config.jax_compilation_cache_dir or len(methods) < 2:
+    cache = jax.config.jax_compilation_cache_dir
+    if not keep_programs or not cache:
+        return None
+    return ProgramStore(Path(cache) / "jaxirm-programs")
+
+
+def _compile_ahead(run: Run, prepared: Mapping, store) -> dict:
+    """With JAX's persistent compilation cache on, makes every method's sweep program in order in a
+    background thread, so that method k + 1 is ready while method k trains: loaded from ``store`` when it
+    holds the program (no tracing), else traced and compiled (a load from JAX's cache when it has it) and
+    stored. ``prepared``: ``{method: its prepared sweep}``, made beforehand in the main thread, so the thread
+    never waits for a device (a check on a device array would queue behind the training program). Returns
+    ``{method: _Program}``; without a cache, {} (each sweep compiles when it runs)."""
+    import jax
+
+    if not jax.config.jax_compilation_cache_dir or len(prepared) < 2:
         return {}
-    events = {m.name: threading.Event() for m in methods}
+    programs = {name: _Program() for name in prepared}
 
     def work() -> None:
-        for m in methods:
+        for name, sweep in prepared.items():
+            slot = programs[name]
             try:
-                args, kwargs = sweep_args(m)
-                precompile(prepare(*args, **kwargs))
+                key = None
+                if store is not None:
+                    key = program_key({"experiment": run.exp.name, "method": name}, sweep.args, sweep.static)
+                    slot.program = store.load(key)
+                    slot.loaded = slot.program is not None
+                if slot.program is None and store is None:
+                    slot.program = precompile(sweep)
+                elif slot.program is None:
+                    slot.program, serializable = compile_serializable(sweep)
+                    if serializable:  # else the next run traces it again and loads it from JAX's cache
+                        store.save(key, slot.program)
             except Exception:  # the sweep itself reports it, in the main thread
-                pass
+                slot.program = None
             finally:
-                events[m.name].set()
+                slot.ready.set()
 
     threading.Thread(target=work, name="jaxirm-compile-ahead", daemon=True).start()
-    return events
+    return programs
 
 
-def _reproduce(run: Run) -> list[dict]:
-    """The standard protocol of `reproduce`: each method's missing seeds as one sweep, then the tables."""
+def _reproduce(run: Run, keep_programs: bool = False) -> list[dict]:
+    """The standard protocol of `reproduce`: each method's missing seeds as one sweep, then the tables.
+
+    ``keep_programs``: keep the compiled sweep programs on disk for the next run (`_programs`).
+    """
     exp, path = run.exp, run.results
     eval_every = min(exp.eval_every, run.steps)
     with lock(run.out):
@@ -206,7 +246,13 @@ def _reproduce(run: Run) -> list[dict]:
                 keep_selected=run.checkpoints,
             )
 
-        compiled = _compile_ahead([m for m in run.methods if todos[m.name]], sweep_args)
+        store = _program_store(run, keep_programs)
+        # Every sweep checked and laid out first (a bad input fails before anything trains), then compiled or
+        # loaded in order in the background while the earlier ones train.
+        prepared = {
+            m.name: prepare(*a, **k) for m in run.methods if todos[m.name] for a, k in [sweep_args(m)]
+        }
+        compiled = _compile_ahead(run, prepared, store)
         total_runs, runs_done = len(run.methods) * run.seeds, 0
         ckpt_seconds, ckpt_count = 0.0, 0
         for index, method in enumerate(run.methods, start=1):
@@ -225,10 +271,18 @@ def _reproduce(run: Run) -> list[dict]:
                 continue
             run.log(f"{head}: {len(todo)} seeds × {run.steps} steps ...")
             start = time.perf_counter()
+            program = None
             if method.name in compiled:
-                compiled[method.name].wait()  # its program is in the cache (or its compilation failed)
-            args, kwargs = sweep_args(method)
-            result = sweep(*args, **kwargs)
+                compiled[method.name].ready.wait()
+                program = compiled[method.name].program
+            try:
+                result = run_prepared(prepared[method.name], program)
+            except TypeError:
+                if program is None or not compiled[method.name].loaded:
+                    raise
+                # a stored program that does not take these arguments (its key should have told): compile
+                run.log(f"{head}: the stored compiled program does not fit; compiling it again")
+                result = run_prepared(prepared[method.name])
             wall = time.perf_counter() - start
             rows = []
             for i, config in enumerate(result.configs):
