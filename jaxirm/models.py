@@ -156,8 +156,11 @@ class EnvInference(nn.Module):
         h = nn.relu(_Dense(self.hidden, name="Dense_0")(z, features_first=features_first))
         if self.num_envs == 2:
             q = nn.sigmoid(_Dense(1, name="Dense_1")(h, features_first=features_first))
-            q = q[0] if features_first else q[..., 0]
-            return jnp.stack([q, 1.0 - q], axis=-1)
+            if features_first:
+                # built [E, n] and returned transposed: the consumers contract environments-first
+                # (`jaxirm.envs`), so the two transposes cancel and no [n, 2] interleaved array is written
+                return jnp.stack([q[0], 1.0 - q[0]], axis=0).T
+            return jnp.stack([q[..., 0], 1.0 - q[..., 0]], axis=-1)
         logits = _Dense(self.num_envs, name="Dense_1")(h, features_first=features_first)
         return nn.softmax(logits, axis=0).T if features_first else nn.softmax(logits, axis=-1)
 
