@@ -1,6 +1,8 @@
 """The compiled sweep programs `reproduce` keeps beside JAX's cache (`jaxirm.experiments._programs`): keys
 that change with everything that shapes a program, and files that load only under their own key."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -95,3 +97,15 @@ def test_store_round_trip_keeps_the_programs_devices_and_their_order(tmp_path):
     out = loaded(x)
     np.testing.assert_array_equal(np.asarray(out), np.asarray(program(x)))
     assert [s.device.id for s in out.addressable_shards] == [3, 1]
+
+
+def test_store_keeps_the_most_recently_used_programs(tmp_path):
+    program, args = _fresh_program()
+    store = ProgramStore(tmp_path, max_files=2)
+    for i, key in enumerate(("a" * 64, "b" * 64, "c" * 64)):
+        assert store.save(key, program)
+        # distinct, increasing use times whatever the file system's timestamp resolution
+        os.utime(tmp_path / f"{key}.program", ns=(10**18 + i * 10**9, 10**18 + i * 10**9))
+        if key == "b" * 64:
+            assert store.load("a" * 64) is not None  # a load marks "a" used now, after "b"
+    assert sorted(p.stem[0] for p in tmp_path.iterdir()) == ["a", "c"]

@@ -131,12 +131,17 @@ def program_key(identity: Mapping[str, Any], args: tuple, static: Mapping[str, A
 class ProgramStore:
     """Compiled programs on disk, one file per key (``<key>.program``), written atomically.
 
+    Every change of jaxirm's code makes new keys, so the store keeps only the ``max_files`` most recently
+    used programs (a load marks a file used; a save removes the least recently used beyond the limit).
+
     Args:
       directory: where the files live (created on the first `save`).
+      max_files: how many programs to keep (the main job has 13, of 1–3 MB each).
     """
 
-    def __init__(self, directory: str | os.PathLike) -> None:
+    def __init__(self, directory: str | os.PathLike, max_files: int = 64) -> None:
         self.directory = Path(directory)
+        self.max_files = max_files
 
     def _path(self, key: str) -> Path:
         return self.directory / f"{key}.program"
@@ -152,11 +157,16 @@ class ProgramStore:
                 return None
             by_id = {d.id: d for d in jax.devices()}
             devices = [by_id[i] for i in stored["devices"]]
-            return deserialize_and_load(
+            program = deserialize_and_load(
                 stored["payload"], stored["in_tree"], stored["out_tree"], execution_devices=devices
             )
         except Exception:  # absent, torn, or written by an incompatible jaxlib: compile instead
             return None
+        try:
+            os.utime(self._path(key))  # used now: kept by `_prune`
+        except OSError:
+            pass
+        return program
 
     def save(self, key: str, compiled: Any) -> bool:
         """Stores a compiled program (a `jax.stages.Compiled`) under ``key``; False if it could not be."""
@@ -183,7 +193,17 @@ class ProgramStore:
             with os.fdopen(fd, "wb") as f:
                 f.write(blob)
             os.replace(tmp, self._path(key))
-            return True
         except OSError:  # e.g. a full disk: no store, no torn file
             Path(tmp).unlink(missing_ok=True)
             return False
+        self._prune()
+        return True
+
+    def _prune(self) -> None:
+        """Removes the least recently used programs beyond ``max_files``."""
+        try:
+            files = sorted(self.directory.glob("*.program"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+            for path in files[self.max_files :]:
+                path.unlink(missing_ok=True)
+        except OSError:  # another process pruning at the same time
+            pass
