@@ -334,20 +334,28 @@ def compile_serializable(prepared: Prepared) -> tuple[jax.stages.Compiled, bool]
     return program, getattr(_persistent_hits, "count", 0) == before
 
 
-def run_prepared(prepared: Prepared, program: jax.stages.Compiled | None = None) -> SweepResult:
-    """Runs a `prepare`d sweep and gathers its `SweepResult` (what `sweep` returns).
+def launch(prepared: Prepared, program: jax.stages.Compiled | None = None):
+    """Starts a `prepare`d sweep on its devices and returns its outputs at once (JAX's asynchronous dispatch):
+    `collect` waits for them. `run_prepared` is the two together.
 
     Args:
       prepared: the sweep (`prepare`).
       program: its compiled program (`precompile`, or one loaded from disk); None: compile it here (JAX's
         cache serves a program compiled before with the same solver and configuration).
+
+    Raises:
+      TypeError: ``program`` does not take the sweep's arguments.
     """
+    if program is None:
+        return _program_jit(*prepared.args, **prepared.static)
+    return program(*prepared.args)
+
+
+def collect(prepared: Prepared, outputs) -> SweepResult:
+    """The `SweepResult` of a `launch`ed sweep (waits for its outputs)."""
     configs, runs, static = prepared.configs, prepared.runs, prepared.static
     metric, keep, data_per_seed = static["metric"], static["keep"], static["data_per_seed"]
-    if program is None:
-        states, history = _program_jit(*prepared.args, **static)
-    else:
-        states, history = program(*prepared.args)
+    states, history = outputs
     states, kept = states if keep else (states, None)
     if kept is not None and data_per_seed:
         kept = jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:]), kept)
@@ -373,6 +381,12 @@ def run_prepared(prepared: Prepared, program: jax.stages.Compiled | None = None)
         metric=metric,
         selected_states=kept,
     )
+
+
+def run_prepared(prepared: Prepared, program: jax.stages.Compiled | None = None) -> SweepResult:
+    """Runs a `prepare`d sweep and gathers its `SweepResult` (what `sweep` returns): `launch`, then
+    `collect`."""
+    return collect(prepared, launch(prepared, program))
 
 
 def sweep(

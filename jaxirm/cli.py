@@ -204,7 +204,8 @@ def _app():
         typer.Option(
             envvar="JAXIRM_COMPILE_CACHE",
             help="keep compiled programs in JAX's persistent cache ($JAXIRM_CACHE_DIR, else "
-            "~/.cache/jaxirm/xla), so a rerun does not compile again",
+            "~/.cache/jaxirm/xla), so a rerun does not compile again; for jaxirm's own experiments also each "
+            "method's compiled sweep (<cache>/jaxirm-programs), so it does not trace them either",
         ),
     ]
 

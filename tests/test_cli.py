@@ -256,16 +256,31 @@ def test_reproduce_keeps_builtin_programs_and_a_rerun_loads_them(tmp_path):
     # jaxirm's own experiments keep each method's compiled sweep program in <cache>/jaxirm-programs, so a
     # rerun skips tracing; the rerun loads them (the files are not rewritten) and computes the same rows.
     env = {**os.environ, "JAXIRM_COMPILE_CACHE": "1", "JAXIRM_CACHE_DIR": str(tmp_path / "xla")}
-    cmd = [sys.executable, "-m", "jaxirm", "reproduce", "simulation", "--method", "ERM", "--method", "IRM"]
-    cmd += ["--seeds", "2", "--steps", "20", "--no-plot"]
+    base = [
+        sys.executable,
+        "-m",
+        "jaxirm",
+        "reproduce",
+        "simulation",
+        "--seeds",
+        "2",
+        "--steps",
+        "20",
+        "--no-plot",
+    ]
+    cmd = [*base, "--method", "ERM", "--method", "IRM"]
 
-    def reproduce(out):
-        proc = subprocess.run([*cmd, "--out", str(tmp_path / out)], env=env, capture_output=True, text=True)
+    def reproduce(out, methods=cmd):
+        proc = subprocess.run(
+            [*methods, "--out", str(tmp_path / out)], env=env, capture_output=True, text=True
+        )
         assert proc.returncode == 0, proc.stderr
         return _rows_without_run_facts(tmp_path / out / "results.jsonl")
 
-    first = reproduce("a")
     store = tmp_path / "xla" / "jaxirm-programs"
+    reproduce("erm", [*base, "--method", "ERM"])  # one method: its program is kept too
+    assert len(list(store.iterdir())) == 1
+    first = reproduce("a")  # ERM's program loaded, IRM's compiled and kept
     stored = {p.name: p.stat().st_ino for p in store.iterdir()}  # a rewritten file is a new inode
     assert len(stored) == 2 and all(name.endswith(".program") for name in stored), stored
     second = reproduce("b")

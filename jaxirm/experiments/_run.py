@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 import uuid
@@ -10,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
-from jaxirm._sweep import compile_serializable, precompile, prepare, run_prepared
+from jaxirm._sweep import collect, compile_serializable, launch, precompile, prepare
 from jaxirm.datasets import to_batch
 from jaxirm.experiments._plan import Run, _method_config, plan
 from jaxirm.experiments._programs import ProgramStore, program_key
@@ -157,34 +159,47 @@ class _Program:
 def _program_store(run: Run, keep_programs: bool):
     """The store of compiled programs (`_programs.ProgramStore`) beside JAX's persistent compilation cache
     (``<cache>/jaxirm-programs``), or None: no cache folder, or not one of jaxirm's own experiments."""
-    import jax
-
     cache = jax.config.jax_compilation_cache_dir
     if not keep_programs or not cache:
         return None
     return ProgramStore(Path(cache) / "jaxirm-programs")
 
 
-def _compile_ahead(run: Run, prepared: Mapping, store) -> dict:
-    """With JAX's persistent compilation cache on, makes every method's sweep program in order in a
-    background thread, so that method k + 1 is ready while method k trains: loaded from ``store`` when it
-    holds the program (no tracing), else traced and compiled (a load from JAX's cache when it has it) and
-    stored. ``prepared``: ``{method: its prepared sweep}``, made beforehand in the main thread, so the thread
-    never waits for a device (a check on a device array would queue behind the training program). Returns
-    ``{method: _Program}``; without a cache, {} (each sweep compiles when it runs)."""
-    import jax
+class _CompileAhead:
+    """Makes the methods' sweep programs in a background thread, in the order they are submitted, so that
+    method k + 1's is ready when method k has trained: loaded from ``store`` when it holds the program (no
+    tracing), else traced and compiled (a load from JAX's persistent cache when it has it) and stored.
 
-    if not jax.config.jax_compilation_cache_dir or len(prepared) < 2:
-        return {}
-    programs = {name: _Program() for name in prepared}
+    The main thread submits a sweep after `prepare` has checked it and laid it out, while the devices are
+    idle: the thread itself never touches a device (a check of a device array would queue behind the
+    training program, and the program would be ready only after that training ends).
+    """
 
-    def work() -> None:
-        for name, sweep in prepared.items():
-            slot = programs[name]
+    def __init__(self, run: Run, store: ProgramStore | None) -> None:
+        self.run, self.store = run, store
+        self.slots: dict[str, _Program] = {}
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._work, name="jaxirm-compile-ahead", daemon=True).start()
+
+    def submit(self, name: str, sweep) -> None:
+        self.slots[name] = _Program()
+        self.queue.put((name, sweep))
+
+    def program(self, name: str) -> _Program:
+        """The method's slot, once its program is ready (or could not be made)."""
+        self.slots[name].ready.wait()
+        return self.slots[name]
+
+    def _work(self) -> None:
+        store = self.store
+        while True:
+            name, sweep = self.queue.get()
+            slot = self.slots[name]
             try:
                 key = None
                 if store is not None:
-                    key = program_key({"experiment": run.exp.name, "method": name}, sweep.args, sweep.static)
+                    identity = {"experiment": self.run.exp.name, "method": name}
+                    key = program_key(identity, sweep.args, sweep.static)
                     slot.program = store.load(key)
                     slot.loaded = slot.program is not None
                 if slot.program is None and store is None:
@@ -197,9 +212,6 @@ def _compile_ahead(run: Run, prepared: Mapping, store) -> dict:
                 slot.program = None
             finally:
                 slot.ready.set()
-
-    threading.Thread(target=work, name="jaxirm-compile-ahead", daemon=True).start()
-    return programs
 
 
 def _reproduce(run: Run, keep_programs: bool = False) -> list[dict]:
@@ -247,12 +259,27 @@ def _reproduce(run: Run, keep_programs: bool = False) -> list[dict]:
             )
 
         store = _program_store(run, keep_programs)
-        # Every sweep checked and laid out first (a bad input fails before anything trains), then compiled or
-        # loaded in order in the background while the earlier ones train.
-        prepared = {
-            m.name: prepare(*a, **k) for m in run.methods if todos[m.name] for a, k in [sweep_args(m)]
-        }
-        compiled = _compile_ahead(run, prepared, store)
+        # Each sweep is checked and laid out just before the previous one trains (while the devices are idle)
+        # and handed to the compile-ahead thread once that one is launched; the thread makes its program while
+        # that one trains. Only two sweeps' arrays are alive at a time. Without a compilation cache, each
+        # sweep compiles when it runs.
+        pending = [m.name for m in run.methods if todos[m.name]]
+        ahead = None
+        if jax.config.jax_compilation_cache_dir and (len(pending) > 1 or store is not None):
+            ahead = _CompileAhead(run, store)
+        prepared: dict[str, Any] = {}
+
+        to_prepare = list(pending)
+
+        def prepare_next() -> str | None:
+            """Prepares the next method's sweep; returns its name (None: every sweep is prepared)."""
+            if not to_prepare:
+                return None
+            name = to_prepare.pop(0)
+            args, kwargs = sweep_args(next(m for m in run.methods if m.name == name))
+            prepared[name] = prepare(*args, **kwargs)
+            return name
+
         total_runs, runs_done = len(run.methods) * run.seeds, 0
         ckpt_seconds, ckpt_count = 0.0, 0
         for index, method in enumerate(run.methods, start=1):
@@ -271,18 +298,27 @@ def _reproduce(run: Run, keep_programs: bool = False) -> list[dict]:
                 continue
             run.log(f"{head}: {len(todo)} seeds × {run.steps} steps ...")
             start = time.perf_counter()
-            program = None
-            if method.name in compiled:
-                compiled[method.name].ready.wait()
-                program = compiled[method.name].program
+            if method.name not in prepared:  # the first method: nothing trains yet
+                prepare_next()
+                if ahead is not None:
+                    ahead.submit(method.name, prepared[method.name])
+            sweep = prepared.pop(method.name)
+            slot = ahead.program(method.name) if ahead is not None else None
+            program = slot.program if slot is not None else None
+            # The next sweep is checked and laid out while the devices are idle, but handed to the thread only
+            # once this one is launched: loading or tracing holds the interpreter for a while.
+            following = prepare_next()
             try:
-                result = run_prepared(prepared[method.name], program)
+                outputs = launch(sweep, program)
             except TypeError:
-                if program is None or not compiled[method.name].loaded:
+                if program is None or not slot.loaded:
                     raise
                 # a stored program that does not take these arguments (its key should have told): compile
                 run.log(f"{head}: the stored compiled program does not fit; compiling it again")
-                result = run_prepared(prepared[method.name])
+                outputs = launch(sweep)
+            if following is not None and ahead is not None:
+                ahead.submit(following, prepared[following])
+            result = collect(sweep, outputs)
             wall = time.perf_counter() - start
             rows = []
             for i, config in enumerate(result.configs):
@@ -370,8 +406,6 @@ def _row_set(run: Run, method: str, result, i: int, wanted, wall: float, prov, s
 
 def _save_checkpoints(run: Run, method: str, seed: int, i: int, result, prov, wanted) -> dict:
     """Saves run ``i``'s final and selected states; returns ``{selection: path relative to out}``."""
-    import jax
-
     from jaxirm.checkpoint import save
 
     states = {"final": result.state, **(result.selected_states or {})}
