@@ -3,10 +3,8 @@ sharded over every device."""
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
-import threading
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -302,36 +300,6 @@ def precompile(prepared: Prepared) -> jax.stages.Compiled:
       The compiled program: ``program(*prepared.args)`` runs the sweep.
     """
     return _program_jit.lower(*prepared.args, **prepared.static).compile()
-
-
-_persistent_hits = threading.local()
-
-
-def _count_persistent_hits(event: str, **_: object) -> None:
-    # JAX records the event in the thread that compiles
-    if event == "/jax/compilation_cache/cache_hits":
-        _persistent_hits.count = getattr(_persistent_hits, "count", 0) + 1
-
-
-jax.monitoring.register_event_listener(_count_persistent_hits)
-
-
-def compile_serializable(prepared: Prepared) -> tuple[jax.stages.Compiled, bool]:
-    """Compiles the program of a `prepare`d sweep so that it can be kept on disk, if JAX lets it.
-
-    An executable that JAX loaded from its persistent compilation cache serializes
-    (`jax.experimental.serialize_executable`) into a payload that fails when it runs (jaxlib 0.10.2, CPU:
-    "Function … not found"). The program is therefore traced and lowered anew (a new function object, so
-    JAX's in-memory caches cannot answer with such an executable), and reported not serializable when JAX's
-    persistent cache answered.
-
-    Returns:
-      ``(program, serializable)``.
-    """
-    once = jax.jit(functools.partial(_program), static_argnames=_STATIC)
-    before = getattr(_persistent_hits, "count", 0)
-    program = once.lower(*prepared.args, **prepared.static).compile()
-    return program, getattr(_persistent_hits, "count", 0) == before
 
 
 def launch(prepared: Prepared, program: jax.stages.Compiled | None = None):

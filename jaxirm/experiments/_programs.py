@@ -27,6 +27,7 @@ import pickle
 import platform
 import sys
 import tempfile
+import threading
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -34,7 +35,9 @@ from typing import Any
 
 import jax
 
-__all__ = ["ProgramStore", "program_key"]
+from jaxirm._sweep import _STATIC, Prepared, _program
+
+__all__ = ["ProgramStore", "compile_serializable", "program_key"]
 
 _FORMAT = 1
 _PACKAGES = ("jax", "jaxlib", "flax", "optax", "chex", "numpy")
@@ -207,3 +210,33 @@ class ProgramStore:
                 path.unlink(missing_ok=True)
         except OSError:  # another process pruning at the same time
             pass
+
+
+_persistent_hits = threading.local()
+
+
+def _count_persistent_hits(event: str, **_: object) -> None:
+    # JAX records the event in the thread that compiles
+    if event == "/jax/compilation_cache/cache_hits":
+        _persistent_hits.count = getattr(_persistent_hits, "count", 0) + 1
+
+
+jax.monitoring.register_event_listener(_count_persistent_hits)
+
+
+def compile_serializable(prepared: Prepared) -> tuple[jax.stages.Compiled, bool]:
+    """Compiles the program of a `prepare`d sweep so that it can be kept on disk, if JAX lets it.
+
+    An executable that JAX loaded from its persistent compilation cache serializes
+    (`jax.experimental.serialize_executable`) into a payload that fails when it runs (jaxlib 0.10.2, CPU:
+    "Function … not found"). The program is therefore traced and lowered anew (a new function object, so
+    JAX's in-memory caches cannot answer with such an executable), and reported not serializable when JAX's
+    persistent cache answered.
+
+    Returns:
+      ``(program, serializable)``.
+    """
+    once = jax.jit(functools.partial(_program), static_argnames=_STATIC)
+    before = getattr(_persistent_hits, "count", 0)
+    program = once.lower(*prepared.args, **prepared.static).compile()
+    return program, getattr(_persistent_hits, "count", 0) == before

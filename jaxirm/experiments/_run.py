@@ -14,10 +14,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxirm._sweep import collect, compile_serializable, launch, precompile, prepare
+from jaxirm._sweep import collect, launch, precompile, prepare
 from jaxirm.datasets import to_batch
 from jaxirm.experiments._plan import Run, _method_config, plan
-from jaxirm.experiments._programs import ProgramStore, program_key
+from jaxirm.experiments._programs import ProgramStore, compile_serializable, program_key
 from jaxirm.experiments._registry import Experiment, _is_builtin
 from jaxirm.experiments._store import (
     append_rows,
