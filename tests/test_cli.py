@@ -256,18 +256,7 @@ def test_reproduce_keeps_builtin_programs_and_a_rerun_loads_them(tmp_path):
     # jaxirm's own experiments keep each method's compiled sweep program in <cache>/jaxirm-programs, so a
     # rerun skips tracing; the rerun loads them (the files are not rewritten) and computes the same rows.
     env = {**os.environ, "JAXIRM_COMPILE_CACHE": "1", "JAXIRM_CACHE_DIR": str(tmp_path / "xla")}
-    base = [
-        sys.executable,
-        "-m",
-        "jaxirm",
-        "reproduce",
-        "simulation",
-        "--seeds",
-        "2",
-        "--steps",
-        "20",
-        "--no-plot",
-    ]
+    base = [sys.executable, "-m", "jaxirm", *"reproduce simulation --seeds 2 --steps 20 --no-plot".split()]
     cmd = [*base, "--method", "ERM", "--method", "IRM"]
 
     def reproduce(out, methods=cmd):
