@@ -29,13 +29,13 @@ import sys
 import tempfile
 import threading
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import jax
 
 from jaxirm._sweep import _STATIC, Prepared, _program
+from jaxirm.provenance import _version
 
 __all__ = ["ProgramStore", "compile_serializable", "program_key"]
 
@@ -70,12 +70,7 @@ def _cpu() -> str:
 @functools.lru_cache(maxsize=1)
 def _environment_digest() -> str:
     """sha256 of the software and hardware a compiled program depends on besides jaxirm's own code."""
-    versions = {}
-    for name in _PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
+    versions = {name: _version(name) for name in _PACKAGES}
     devices = [(d.platform, d.device_kind, d.id, d.process_index) for d in jax.devices()]
     config = sorted((k, repr(v)) for k, v in jax.config.values.items())
     env = {k: os.environ.get(k) for k in ("XLA_FLAGS", "LIBTPU_INIT_ARGS")}

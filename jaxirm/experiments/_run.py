@@ -263,22 +263,20 @@ def _reproduce(run: Run, keep_programs: bool = False) -> list[dict]:
         # and handed to the compile-ahead thread once that one is launched; the thread makes its program while
         # that one trains. Only two sweeps' arrays are alive at a time. Without a compilation cache, each
         # sweep compiles when it runs.
-        pending = [m.name for m in run.methods if todos[m.name]]
+        to_prepare = [m for m in run.methods if todos[m.name]]
         ahead = None
-        if jax.config.jax_compilation_cache_dir and (len(pending) > 1 or store is not None):
+        if jax.config.jax_compilation_cache_dir and (len(to_prepare) > 1 or store is not None):
             ahead = _CompileAhead(run, store)
         prepared: dict[str, Any] = {}
-
-        to_prepare = list(pending)
 
         def prepare_next() -> str | None:
             """Prepares the next method's sweep; returns its name (None: every sweep is prepared)."""
             if not to_prepare:
                 return None
-            name = to_prepare.pop(0)
-            args, kwargs = sweep_args(next(m for m in run.methods if m.name == name))
-            prepared[name] = prepare(*args, **kwargs)
-            return name
+            method = to_prepare.pop(0)
+            args, kwargs = sweep_args(method)
+            prepared[method.name] = prepare(*args, **kwargs)
+            return method.name
 
         total_runs, runs_done = len(run.methods) * run.seeds, 0
         ckpt_seconds, ckpt_count = 0.0, 0
