@@ -14,7 +14,7 @@ MAX_LINES = 460  # "no module over ~450 lines"
 #: Upward imports made inside a function (at call time, not import time), each a deliberate plug-in point.
 LAZY_UPWARD = {
     ("jaxirm.checkpoint", "jaxirm.experiments"),  # solver_of: rebuild a registered experiment's method
-    ("jaxirm.selection", "jaxirm.loops"),  # leave_one_env_out runs one sweep per held-out environment
+    ("jaxirm.selection._configs", "jaxirm.loops"),  # leave_one_env_out: one sweep per held-out env
     ("jaxirm.experiments._run", "jaxirm.plotting"),  # the optional plot of a reproduction
     ("jaxirm.experiments.sem", "jaxirm.plotting"),
 }
