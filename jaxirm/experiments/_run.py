@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxirm._sweep import collect, launch, precompile, prepare
+from jaxirm._sweep import Prepared, collect, launch, precompile, prepare
 from jaxirm.datasets import to_batch
 from jaxirm.experiments._plan import Run, _method_config, plan
 from jaxirm.experiments._programs import ProgramStore, compile_serializable, program_key
@@ -244,20 +244,6 @@ def _reproduce(run: Run, keep_programs: bool = False) -> list[dict]:
 
         todos = {m.name: [s for s in range(run.seeds) if not fresh(m.name, s)] for m in run.methods}
 
-        def sweep_args(method) -> tuple[tuple, dict]:
-            """The arguments of the method's sweep over its missing seeds."""
-            solver, todo = run.solvers[method.name], todos[method.name]
-            return (solver, to_batch([data[s][0] for s in todo], with_z=solver.needs_z), run.steps), dict(
-                seeds=todo,
-                grid={k: [v] for k, v in run.hparams[method.name].items()},
-                test=to_batch([data[s][2] for s in todo], with_z=False),
-                val=to_batch([data[s][1] for s in todo], with_z=False) if has_val else None,
-                eval_every=eval_every,
-                metric=exp.metric,
-                data_per_seed=True,
-                keep_selected=run.checkpoints,
-            )
-
         store = _program_store(run, keep_programs)
         # Each sweep is checked and laid out just before the previous one trains (while the devices are idle)
         # and handed to the compile-ahead thread once that one is launched; the thread makes its program while
@@ -274,8 +260,7 @@ def _reproduce(run: Run, keep_programs: bool = False) -> list[dict]:
             if not to_prepare:
                 return None
             method = to_prepare.pop(0)
-            args, kwargs = sweep_args(method)
-            prepared[method.name] = prepare(*args, **kwargs)
+            prepared[method.name] = prepare_method(run, method.name, data, todos[method.name])
             return method.name
 
         total_runs, runs_done = len(run.methods) * run.seeds, 0
@@ -363,6 +348,26 @@ def _reproduce(run: Run, keep_programs: bool = False) -> list[dict]:
             fig = plot_results(exp, table, trajectories=trajectories(exp, rows) or None)
             fig.savefig(run.tables / "plot.png", dpi=120, bbox_inches="tight")
     return table
+
+
+def prepare_method(run: Run, name: str, data: Sequence, seeds: Sequence[int]) -> Prepared:
+    """The sweep of one method over the given seeds, checked and laid out (`jaxirm._sweep.prepare`) as
+    `reproduce` runs it: one run per seed on that seed's data, the registered hyperparameters as a one-point
+    grid. ``data``: `Run.data`'s (train, val, test) per seed. `benchmarks.main_job` times these sweeps."""
+    solver, has_val = run.solvers[name], data[0][1] is not None
+    return prepare(
+        solver,
+        to_batch([data[s][0] for s in seeds], with_z=solver.needs_z),
+        run.steps,
+        seeds=list(seeds),
+        grid={k: [v] for k, v in run.hparams[name].items()},
+        test=to_batch([data[s][2] for s in seeds], with_z=False),
+        val=to_batch([data[s][1] for s in seeds], with_z=False) if has_val else None,
+        eval_every=min(run.exp.eval_every, run.steps),
+        metric=run.exp.metric,
+        data_per_seed=True,
+        keep_selected=run.checkpoints,
+    )
 
 
 def _row_set(run: Run, method: str, result, i: int, wanted, wall: float, prov, saved: dict) -> list[dict]:

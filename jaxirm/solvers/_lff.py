@@ -95,13 +95,13 @@ def relative_difficulty(
     """
 
     # Each class's maximum as a masked row reduction over [C, n] (C is small: XLA's scatter-max behind
-    # segment_max is several times slower on CPU), read back per example by the same mask.
+    # segment_max is several times slower on CPU), read back per example by indexing the [C] maxima (a
+    # second masked reduction, over the short class axis, cost LfF's sweep 12 % more).
     member = jnp.arange(num_classes, dtype=classes.dtype)[:, None] == classes[None, :]
 
     def normalised(ema):
         top = jnp.max(jnp.where(member, ema[None, :], -jnp.inf), axis=1)
-        mine = jnp.max(jnp.where(member, top[:, None], -jnp.inf), axis=0)  # top[classes]
-        return ema / jnp.maximum(mine, _TINY)  # a class fitted exactly: 0 / tiny = 0, not NaN
+        return ema / jnp.maximum(top[classes], _TINY)  # a class fitted exactly: 0 / tiny = 0, not NaN
 
     b, d = normalised(ema_b), normalised(ema_d)
     return b / (b + d + _EPS)
