@@ -55,6 +55,8 @@ def scan_steps(
         return (state, key), None
     if batch_size is None and solver.features_first:
         batch = features_first(batch)
+        if solver.refresh is not None:  # the same batch at every step: the solver may cache what it fixes
+            state = solver.refresh(state, batch)
 
     def body(carry, _):
         state, key = carry

@@ -185,3 +185,38 @@ def test_minibatches_and_images_keep_the_batch_as_given(data):
     assert seen[-1].xt is not None and seen[-1].zt is not None
     images = Batch(jnp.zeros((4, 2, 3)), jnp.zeros(4), jnp.zeros(4, jnp.int32))
     assert features_first(images).xt is None
+
+
+def _rho_envs(rho, zs):
+    """ρ(zs) ``[n, 2]`` in float64 from ρ's parameters (ZIN's EnvInference: Dense → ReLU → Dense → σ) and a
+    bound on each output's float32 error: the network's Σ|terms| (`_abs_forward`) over its hidden + inputs."""
+    layers = rho["params"]
+    w0, b0 = (np.asarray(layers["Dense_0"][k], np.float64) for k in ("kernel", "bias"))
+    w1, b1 = (np.asarray(layers["Dense_1"][k], np.float64) for k in ("kernel", "bias"))
+    q = 1.0 / (1.0 + np.exp(-(np.maximum(zs @ w0 + b0, 0.0) @ w1 + b1)[:, 0]))
+    scale = _abs_forward(rho, zs)[:, 0]
+    return np.stack([q, 1.0 - q], axis=1), f32_tol(zs.shape[1] + w0.shape[1] + 4, scale)[:, None]
+
+
+@pytest.mark.parametrize("name", ["zin", "tiva"])
+def test_kept_environments_are_rho_of_the_current_batch(data, name):
+    """Once ρ (and TIVA's gates) stop moving, the loops' steps read ρ's environments kept in the state; they
+    must be ρ of the batch being trained on, at the current ρ — also after the loop switches to another
+    batch (`Solver.refresh`), never the previous batch's."""
+    hp = {"lam": 10.0, "anneal_steps": 10.0}
+    solver = minimax(MLP(), penalty="tv_l2") if name == "zin" else tiva(MLP())
+    assert solver.refresh is not None
+    other, _ = logit_z(1, n_train=300, n_test=8)  # rows reversed: logit_z's z is the same for every seed
+    other = Batch(*(jnp.asarray(a[::-1]) for a in (other.x, other.y, other.envs, other.z)))
+    run = jax.jit(jaxirm.run, static_argnums=(0, 3))
+    state = solver.init(jax.random.key(2), data, hp)
+    for batch, steps in ((data, 25), (other, 5)):  # the second run is all past the warm-up
+        state, _ = run(solver, state, batch, steps)
+        aux = state.aux
+        zs = (np.asarray(batch.z, np.float64) - np.asarray(aux["z_mean"])) / np.asarray(aux["z_std"])
+        rho = state.dual_params["rho"]
+        if name == "tiva":  # ρ reads (1 − g) ⊙ [x, z̃] with the noise-free gates g = clip(μ + ½, 0, 1)
+            gate = np.clip(np.asarray(state.dual_params["selector"]["mu"], np.float64) + 0.5, 0.0, 1.0)
+            zs = (1.0 - gate) * np.concatenate([np.asarray(batch.x, np.float64), zs], axis=1)
+        want, tol = _rho_envs(rho, zs)
+        assert_within(np.asarray(aux["envs"]).T, want, tol, f"{name}: kept environments")

@@ -21,7 +21,9 @@ from jaxirm.models import EnvInference, flatten_params
 from jaxirm.solvers._models import set_learning_rate
 
 
-def freeze_if_nonfinite(state: SolverState, proposal: SolverState) -> SolverState:
+def freeze_if_nonfinite(
+    state: SolverState, proposal: SolverState, derived: tuple[str, ...] = ()
+) -> SolverState:
     """The divergence guard every solver's step ends with.
 
     Returns ``proposal`` when it is finite — its parameters, optimizer states (Adam's second moment can
@@ -32,17 +34,22 @@ def freeze_if_nonfinite(state: SolverState, proposal: SolverState) -> SolverStat
     The loss itself is not part of the check: a non-finite loss makes its gradients, and so the parameters
     and optimizer moments the step produces, non-finite. Leaving it out lets XLA skip computing the loss's
     value (softplus and friends, a quarter of a step) on every step whose metrics are not kept, i.e. all
-    but the last step of each evaluation chunk in `jaxirm.fit` and `jaxirm.sweep`.
+    but the last step of each evaluation chunk in `jaxirm.fit` and `jaxirm.sweep`. Nor are the ``aux``
+    entries named in ``derived``: values computed from the checked ones (finite when they are), such as a
+    game's kept ρ(z), whose check would cost a pass over ``[E, n]`` per step.
     """
-    parts = (proposal.params, proposal.opt_state, proposal.dual_params, proposal.dual_opt_state, proposal.aux)
+    aux = {k: v for k, v in proposal.aux.items() if k not in derived}
+    parts = (proposal.params, proposal.opt_state, proposal.dual_params, proposal.dual_opt_state, aux)
     ok = all_finite(parts) & ~state.diverged
     return tree_where(ok, proposal, state)._replace(step=state.step + 1, diverged=state.diverged | ~ok)
 
 
-def finish_step(state: SolverState, proposal: SolverState, metrics: dict) -> tuple[SolverState, dict]:
-    """The end of every solver's step: the divergence guard (`freeze_if_nonfinite`) and the metrics as
-    float32 scalars with ``diverged``."""
-    new_state = freeze_if_nonfinite(state, proposal)
+def finish_step(
+    state: SolverState, proposal: SolverState, metrics: dict, derived: tuple[str, ...] = ()
+) -> tuple[SolverState, dict]:
+    """The end of every solver's step: the divergence guard (`freeze_if_nonfinite`, ``derived`` as there)
+    and the metrics as float32 scalars with ``diverged``."""
+    new_state = freeze_if_nonfinite(state, proposal, derived)
     metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
     metrics["diverged"] = new_state.diverged
     return new_state, metrics
@@ -151,6 +158,10 @@ def make_solver(cfg: GameConfig) -> Solver:
     """Builds ``init``/``step``/``predict`` for a game: Φ descends, then ρ and Ψ ascend at the new Φ."""
     defaults = dict(cfg.defaults)
     infer_ft = type(cfg.infer) is EnvInference  # ρ can run on features-first z
+    # ρ's environments on the training batch are kept between full-batch steps when ρ stops moving (ZIN's
+    # warm-up schedule): a frozen ρ's forward pass is then never recomputed. When ρ moves at every step the
+    # primal's ρ(z) and the ascent's are one computation for XLA, and a kept copy only costs.
+    keep_envs = infer_ft and cfg.rho_updates != "always"
     if cfg.penalty_schedule is not None and not callable(cfg.penalty_schedule):
         raise TypeError(
             f"penalty_schedule must be an optax schedule (a callable step -> factor), "
@@ -172,6 +183,9 @@ def make_solver(cfg: GameConfig) -> Solver:
             aux["z_std"] = jnp.std(z, axis=0) + 1e-8
             dual["rho"] = cfg.infer_init_fn(k_rho, (z - aux["z_mean"]) / aux["z_std"])
             dual_opt["rho"] = cfg.infer_optimizer.init(dual["rho"])
+            if keep_envs:  # ρ's environments [E, n] on the batch, kept while ρ does not move
+                aux["envs"] = jnp.zeros((cfg.infer.num_envs, z.shape[0]), jnp.float32)
+                aux["envs_stale"] = jnp.ones((), bool)
         if cfg.lam_net is not None:
             dual["psi"] = cfg.lam_net.init(k_psi, flatten_params(params))
             dual_opt["psi"] = cfg.lam_optimizer.init(dual["psi"])
@@ -185,6 +199,23 @@ def make_solver(cfg: GameConfig) -> Solver:
             aux=aux,
             diverged=jnp.zeros((), bool),
         )
+
+    def cached(aux, batch) -> bool:
+        """Whether ρ's environments on ``batch`` may come from ``aux["envs"]`` (static): a batch the loops
+        filled features-first (they `refresh` before such a run) of the size the state was made for."""
+        return "envs" in aux and batch.zt is not None and aux["envs"].shape[-1] == batch.zt.shape[-1]
+
+    def refresh(state: SolverState, batch: Batch) -> SolverState:
+        """Before a run of steps on one batch: the kept environments are of another batch, or none yet."""
+        if "envs" not in state.aux:
+            return state
+        return state._replace(aux={**state.aux, "envs_stale": jnp.ones((), bool)})
+
+    def current_envs(operands):
+        """ρ(z) ``[E, n]`` at the current ρ; ``operands`` = (ρ, aux, batch) (`when`)."""
+        rho, aux, batch = operands
+        envs, _ = envs_of({"rho": rho}, aux, batch)
+        return envs.T.astype(aux["envs"].dtype)
 
     def envs_of(dual, aux, batch):
         if cfg.infer is None:
@@ -211,7 +242,8 @@ def make_solver(cfg: GameConfig) -> Solver:
             weight = weight * cfg.lam_net.apply(psi, flatten_params(params))
         return weight
 
-    def primal_objective(params, state, batch):
+    def primal_objective(params, state, batch, kept):
+        """Φ's objective; ``kept``: ρ's environments ``[E, n]`` on the batch, or None (computed here)."""
         apply, x = model_input(cfg.apply_fn, cfg.apply_ft, batch)
         outputs = apply(params, x)
         reg = l2_norm_sq(params)
@@ -220,7 +252,10 @@ def make_solver(cfg: GameConfig) -> Solver:
             pen = jnp.zeros(())
             weight = jnp.zeros(())
         else:
-            envs, num = envs_of(state.dual_params, state.aux, batch)
+            if kept is not None:
+                envs, num = kept.T, None
+            else:
+                envs, num = envs_of(state.dual_params, state.aux, batch)
             risk, pen = _penalty_value(cfg, outputs, batch.y, envs, num)
             weight = penalty_weight(state, params, state.dual_params.get("psi"))
         loss = risk + state.hparams["l2"] * reg + weight * jnp.maximum(pen, 0.0)
@@ -259,29 +294,37 @@ def make_solver(cfg: GameConfig) -> Solver:
         return dual, dual_opt
 
     def step(state: SolverState, batch: Batch) -> tuple[SolverState, dict]:
-        grads, metrics = jax.grad(primal_objective, has_aux=True)(state.params, state, batch)
+        dual, dual_opt, aux = state.dual_params, state.dual_opt_state, state.aux
+        # When the dual players move (Gauss-Seidel order, OOD-TV eqs. 17-18: after Φ, at the new Φ), each
+        # while its schedule lets it.
+        warm = schedule_factor(state) == 0.0  # the warm-up: the penalty is off
+        active = {}
+        if "rho" in dual:
+            active["rho"] = {"warmup": warm, "always": jnp.asarray(True), "after_warmup": ~warm}[
+                cfg.rho_updates
+            ]
+        if "psi" in dual:
+            active["psi"] = ~warm
+        kept = None
+        if cached(aux, batch):
+            # ρ(z) is recomputed only when ρ moved since it was kept (or the batch is new: `refresh`); a
+            # frozen ρ's forward pass is skipped by every run of the batch at once (`when`).
+            stale = aux["envs_stale"] | active["rho"]
+            kept = when(stale, current_envs, lambda ops: ops[1]["envs"], (dual["rho"], aux, batch))
+            aux = {**aux, "envs": kept, "envs_stale": active["rho"]}
+        grads, metrics = jax.grad(primal_objective, has_aux=True)(state.params, state, batch, kept)
         updates, opt_state = cfg.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        dual, dual_opt = state.dual_params, state.dual_opt_state
         if dual:
-            # Gauss-Seidel order (OOD-TV eqs. 17-18): the dual players ascend at the *new* Φ, each while its
-            # schedule lets it; a batch of runs none of whose players moves skips the ascent (`when`).
-            warm = schedule_factor(state) == 0.0  # the warm-up: the penalty is off
-            active = {}
-            if "rho" in dual:
-                active["rho"] = {"warmup": warm, "always": jnp.asarray(True), "after_warmup": ~warm}[
-                    cfg.rho_updates
-                ]
-            if "psi" in dual:
-                active["psi"] = ~warm
+            # a batch of runs none of whose players moves skips the ascent (`when`)
             moving = functools.reduce(jnp.logical_or, active.values())
             dual, dual_opt = when(
                 moving, ascend, lambda ops: ops[0], ((dual, dual_opt), (params, state, batch, active))
             )
         proposal = state._replace(
-            params=params, opt_state=opt_state, dual_params=dual, dual_opt_state=dual_opt
+            params=params, opt_state=opt_state, dual_params=dual, dual_opt_state=dual_opt, aux=aux
         )
-        return finish_step(state, proposal, metrics)
+        return finish_step(state, proposal, metrics, derived=("envs",))
 
     def predict(state: SolverState, x: jax.Array) -> jax.Array:
         return logits_of(cfg, cfg.apply_fn(state.params, x))
@@ -297,4 +340,5 @@ def make_solver(cfg: GameConfig) -> Solver:
         uses_envs=cfg.penalty is not None and cfg.infer is None,
         loss_kind=getattr(cfg.loss_fn, "kind", None),
         features_first=cfg.apply_ft is not None or infer_ft,
+        refresh=refresh if keep_envs else None,
     )

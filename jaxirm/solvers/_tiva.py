@@ -145,6 +145,10 @@ def make_tiva(
             "b": jnp.zeros((width,)),
         }
         rho = infer.init(k_rho, a)
+        # ρ's environments [E, n] on the training batch, kept once the selector and ρ are frozen
+        dtype = jnp.result_type(selector["mu"], a)  # the gates' (float64 under jax_enable_x64)
+        aux["envs"] = jnp.zeros((infer.num_envs, a.shape[0]), dtype)
+        aux["envs_stale"] = jnp.ones((), bool)
         opt_state = optimizer.init(params)
         sel_opt, rho_opt = selector_optimizer.init(selector), infer_optimizer.init(rho)
         if "lr" in hp:
@@ -185,11 +189,35 @@ def make_tiva(
         open_gates = jnp.mean(jax.scipy.stats.norm.cdf((sel["mu"] + 0.5) / gate_sigma))
         return fit_term + stg_reg * open_gates
 
+    def cached(aux, batch: Batch) -> bool:
+        """Whether ρ's environments on ``batch`` may come from ``aux["envs"]`` (static): a batch the loops
+        filled features-first (they `refresh` before such a run) of the size the state was made for."""
+        ft = batch.xt is not None and (not use_z or batch.zt is not None)
+        return "envs" in aux and ft and aux["envs"].shape[-1] == batch.xt.shape[-1]
+
+    def refresh(state: SolverState, batch: Batch) -> SolverState:
+        """Before a run of steps on one batch: the kept environments are of another batch, or none yet."""
+        if "envs" not in state.aux:
+            return state
+        return state._replace(aux={**state.aux, "envs_stale": jnp.ones((), bool)})
+
+    def current_envs(operands) -> jax.Array:
+        """ρ((1 − g) ⊙ a) ``[n, E]`` at the current ρ and gates; ``operands`` = (ρ, gates, aux, batch)."""
+        rho, gate, aux, batch = operands
+        ft, a = layout(aux, batch)
+        return infer.apply(rho, gated(ft, 1.0 - gate, a), features_first=ft)
+
     def learn(ft: bool, model: Callable, out_ndim: int, operands):
         """One warm-up update of ρ (ascending the penalty at the new Φ) and of the selector. ``operands`` =
         (players, inputs): nothing traced is closed over (see `when`); ``ft`` (the layout), ``model`` (Φ's
         apply function for it) and ``out_ndim`` are static."""
-        (sel, sel_opt, rho, rho_opt), (a, rho_input, eps, y, params, x, stg_reg) = operands
+        (sel, sel_opt, rho, rho_opt), (aux, batch, gate, eps, params, stg_reg) = operands
+        _, a = layout(aux, batch)
+        rho_input, x, y = (
+            gated(ft, 1.0 - gate, a),
+            model_input(apply_fn, apply_ft if ft else None, batch)[1],
+            batch.y,
+        )
         logits_new = jax.lax.stop_gradient(model(params, x))
 
         def dual(rho_params):
@@ -206,13 +234,23 @@ def make_tiva(
     def step(state: SolverState, batch: Batch) -> tuple[SolverState, dict]:
         hp = state.hparams
         warm = state.step < hp["anneal_steps"].astype(jnp.int32)
-        ft, a = layout(state.aux, batch)
-        selector, rho = state.dual_params["selector"], state.dual_params["rho"]
+        ft, a = layout(state.aux, batch)  # (``a`` only for the metrics: XLA drops it from the other steps)
+        selector, rho, aux = state.dual_params["selector"], state.dual_params["rho"], state.aux
         noise_key = jax.random.fold_in(jax.random.wrap_key_data(state.aux["noise_key"]), state.step)
         eps = jax.random.normal(noise_key, selector["mu"].shape)
         # The gates ρ reads: noisy while the selector learns, the test-time gates once it is frozen.
         gate = jax.lax.stop_gradient(stochastic_gate(selector["mu"], jnp.where(warm, eps, 0.0), gate_sigma))
-        rho_input = gated(ft, 1.0 - gate, a)
+        ops = (rho, gate, aux, batch)
+        if cached(aux, batch):
+            # ρ's environments are recomputed while the selector and ρ learn and once after (the noise-free
+            # gates at the frozen players), then kept: every run of the batch past its warm-up skips them.
+            fresh = lambda o: current_envs(o).T.astype(o[2]["envs"].dtype)  # noqa: E731
+            kept = when(aux["envs_stale"] | warm, fresh, lambda o: o[2]["envs"], ops)
+            envs = kept.T
+            aux = {**aux, "envs": kept, "envs_stale": warm}
+        else:
+            envs = current_envs(ops)
+        envs = jax.lax.stop_gradient(envs)
         weight = jnp.where(warm, 0.0, hp["lam"])
 
         model, x = model_input(apply_fn, apply_ft if ft else None, batch)
@@ -220,7 +258,6 @@ def make_tiva(
 
         def primal(params):
             logits = model(params, x)
-            envs = jax.lax.stop_gradient(infer.apply(rho, rho_input, features_first=ft))
             risk = jnp.mean(loss_fn(logits, batch.y))
             pen = penalty_of(logits, batch.y, envs)
             loss = risk + hp["l2"] * l2_norm_sq(params) + weight * jnp.maximum(pen, 0.0)
@@ -235,16 +272,15 @@ def make_tiva(
         # During the warm-up ρ ascends the penalty at the new Φ (Gauss-Seidel, as the other games) and the
         # selector learns; after it both are frozen, and a batch of runs all past it skips their updates.
         players = (selector, state.dual_opt_state["selector"], rho, state.dual_opt_state["rho"])
-        inputs = (a, rho_input, eps, batch.y, params, x, hp["stg_reg"])
+        inputs = (aux, batch, gate, eps, params, hp["stg_reg"])
         new = when(warm, functools.partial(learn, ft, model, out_ndim), lambda ops: ops[0], (players, inputs))
         dual_params = {"selector": new[0], "rho": new[2]}
         dual_opt = {"selector": new[1], "rho": new[3]}
         # the selector's loss for the metrics (XLA drops it from the steps whose metrics are not kept)
         sel_value = selector_loss(selector, ft, out_ndim, a, eps, batch.y, hp["stg_reg"])
         proposal = state._replace(
-            params=params, opt_state=opt_state, dual_params=dual_params, dual_opt_state=dual_opt
+            params=params, opt_state=opt_state, dual_params=dual_params, dual_opt_state=dual_opt, aux=aux
         )
-        envs = infer.apply(rho, rho_input, features_first=ft)
         metrics = {
             "loss": loss,
             "risk": risk,
@@ -254,7 +290,7 @@ def make_tiva(
             "open_gates": jnp.mean(gate > 0.0),
             "env_share": jnp.max(jnp.mean(envs, axis=0)),
         }
-        return finish_step(state, proposal, metrics)
+        return finish_step(state, proposal, metrics, derived=("envs",))
 
     return Solver(
         init=init,
@@ -265,6 +301,7 @@ def make_tiva(
         needs_z=use_z,
         loss_kind=getattr(loss_fn, "kind", None),
         features_first=True,
+        refresh=refresh,
     )
 
 
