@@ -156,6 +156,16 @@ class _Program:
         self.loaded = False
 
 
+def _import_pyplot() -> None:
+    """Imports matplotlib's pyplot for the plot at the end (the plot reports a missing matplotlib itself)."""
+    from jaxirm.plotting import _pyplot
+
+    try:
+        _pyplot()
+    except ImportError:
+        pass
+
+
 def _program_store(run: Run, keep_programs: bool):
     """The store of compiled programs (`_programs.ProgramStore`) beside JAX's persistent compilation cache
     (``<cache>/jaxirm-programs``), or None: no cache folder, or not one of jaxirm's own experiments."""
@@ -301,6 +311,8 @@ def _reproduce(run: Run, keep_programs: bool = False) -> list[dict]:
                 outputs = launch(sweep)
             if following is not None and ahead is not None:
                 ahead.submit(following, prepared[following])
+            elif following is None and run.plot:  # the last sweep trains: import pyplot meanwhile (0.4 s)
+                threading.Thread(target=_import_pyplot, name="jaxirm-import-pyplot", daemon=True).start()
             result = collect(sweep, outputs)
             wall = time.perf_counter() - start
             rows = []
