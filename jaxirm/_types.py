@@ -154,11 +154,13 @@ class Solver(_SolverFields):
       features_first: ``step`` reads the batch's ``xt``/``zt`` (x and z stored ``[d, n]``, ``[k, n]``) when
         they are there, so the loops fill them for full-batch training of 2-D inputs; ``init`` still takes
         the batch as given and ``predict`` ``[n, d]`` inputs.
-      refresh: None, or ``refresh(state, batch) -> state``: the loops call it before a run of full-batch
-        steps on ``batch`` (with ``xt``/``zt`` filled), the same batch at every step of that run, so the
-        solver can keep what depends only on the batch and players that stop moving in ``state.aux`` instead
-        of recomputing it each step (ρ's environments once ρ is frozen, in ZIN and TIVA). ``step`` uses such
-        a cache only on a batch whose ``zt``/``xt`` the loops filled; a step on any other batch recomputes.
+      refresh: None, or ``refresh(state, batch) -> state`` of a ``features_first`` solver: `jaxirm.run`,
+        `jaxirm.fit` and `jaxirm.sweep` call it before each run of full-batch steps on ``batch`` (its
+        ``xt``/``zt`` filled; the same batch at every step of the run), so that the solver may keep in
+        ``state.aux`` what depends only on the batch and on players that stopped moving, instead of
+        recomputing it each step (ρ's environments once ρ is frozen: ZIN-type games, TIVA). Its ``step``
+        reads such a copy only on batches whose copies the loops filled, and recomputes it whenever the
+        players moved or ``refresh`` marked it stale.
 
     A `Solver` is hashable (``defaults`` is stored as a `FrozenMap`; the functions hash by identity), so
     it can be a static argument of `jax.jit`: the compiled programs of `jaxirm.fit` and `jaxirm.sweep` are
