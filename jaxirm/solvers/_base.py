@@ -307,8 +307,8 @@ def make_solver(cfg: GameConfig) -> Solver:
             active["psi"] = ~warm
         kept = None
         if cached(aux, batch):
-            # ρ(z) is recomputed only when ρ moved since it was kept (or the batch is new: `refresh`); a
-            # frozen ρ's forward pass is skipped by every run of the batch at once (`when`).
+            # ρ(z) is recomputed only while ρ moves (it moved at the last step or moves at this one) or on a
+            # new batch (`refresh`); a frozen ρ's forward pass is skipped by every run of the batch (`when`).
             stale = aux["envs_stale"] | active["rho"]
             kept = when(stale, current_envs, lambda ops: ops[1]["envs"], (dual["rho"], aux, batch))
             aux = {**aux, "envs": kept, "envs_stale": active["rho"]}
