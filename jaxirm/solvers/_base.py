@@ -81,6 +81,38 @@ def standardised_z(aux: dict, batch: Batch, features_first: bool) -> jax.Array:
     return (jnp.asarray(batch.z, jnp.float32) - aux["z_mean"]) / aux["z_std"]
 
 
+def kept_envs_slot(num_envs: int, n: int, dtype: Any = jnp.float32) -> dict:
+    """The ``aux`` entries of a solver that keeps ρ's environments between full-batch steps (`kept_envs`):
+    ``envs`` ``[E, n]`` and ``envs_stale``, stale until a step computes them."""
+    return {"envs": jnp.zeros((num_envs, n), dtype), "envs_stale": jnp.ones((), bool)}
+
+
+def refresh_kept_envs(state: SolverState, batch: Batch) -> SolverState:
+    """`Solver.refresh` of such a solver: before a run of steps on one batch, the kept environments are of
+    another batch (or none yet), so the first step recomputes them."""
+    if "envs" not in state.aux:  # a state from before the environments were kept
+        return state
+    return state._replace(aux={**state.aux, "envs_stale": jnp.ones((), bool)})
+
+
+def kept_envs(aux: dict, moving: jax.Array, compute: Callable, operands: Any) -> tuple[jax.Array, dict]:
+    """ρ's environments ``[E, n]`` for this step, and the ``aux`` that keeps them for the next.
+
+    ``compute(operands)`` (ρ's environments at the current players) runs only where the kept ones are stale
+    or ``moving`` (the players they depend on move at this step), through `when`: a batch of runs all of
+    whose players are frozen skips it. ``moving`` also marks them stale for the next step. ``compute`` must
+    not close over traced values (pass them in ``operands``).
+    """
+    dtype = aux["envs"].dtype
+    kept = when(
+        aux["envs_stale"] | moving,
+        lambda ops: compute(ops[0]).astype(dtype),
+        lambda ops: ops[1],
+        (operands, aux["envs"]),
+    )
+    return kept, {**aux, "envs": kept, "envs_stale": moving}
+
+
 def l2_norm_sq(params: PyTree) -> jax.Array:
     """Σ‖θ‖² over every parameter, biases included (the reference loop's L2 term)."""
     return sum((jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(params)), jnp.zeros(()))
@@ -184,8 +216,7 @@ def make_solver(cfg: GameConfig) -> Solver:
             dual["rho"] = cfg.infer_init_fn(k_rho, (z - aux["z_mean"]) / aux["z_std"])
             dual_opt["rho"] = cfg.infer_optimizer.init(dual["rho"])
             if keep_envs:  # ρ's environments [E, n] on the batch, kept while ρ does not move
-                aux["envs"] = jnp.zeros((cfg.infer.num_envs, z.shape[0]), jnp.float32)
-                aux["envs_stale"] = jnp.ones((), bool)
+                aux.update(kept_envs_slot(cfg.infer.num_envs, z.shape[0]))
         if cfg.lam_net is not None:
             dual["psi"] = cfg.lam_net.init(k_psi, flatten_params(params))
             dual_opt["psi"] = cfg.lam_optimizer.init(dual["psi"])
@@ -205,17 +236,11 @@ def make_solver(cfg: GameConfig) -> Solver:
         filled features-first (they `refresh` before such a run) of the size the state was made for."""
         return "envs" in aux and batch.zt is not None and aux["envs"].shape[-1] == batch.zt.shape[-1]
 
-    def refresh(state: SolverState, batch: Batch) -> SolverState:
-        """Before a run of steps on one batch: the kept environments are of another batch, or none yet."""
-        if "envs" not in state.aux:
-            return state
-        return state._replace(aux={**state.aux, "envs_stale": jnp.ones((), bool)})
-
     def current_envs(operands):
         """ρ(z) ``[E, n]`` at the current ρ; ``operands`` = (ρ, aux, batch) (`when`)."""
         rho, aux, batch = operands
         envs, _ = envs_of({"rho": rho}, aux, batch)
-        return envs.T.astype(aux["envs"].dtype)
+        return envs.T
 
     def envs_of(dual, aux, batch):
         if cfg.infer is None:
@@ -309,9 +334,7 @@ def make_solver(cfg: GameConfig) -> Solver:
         if cached(aux, batch):
             # ρ(z) is recomputed only while ρ moves (it moved at the last step or moves at this one) or on a
             # new batch (`refresh`); a frozen ρ's forward pass is skipped by every run of the batch (`when`).
-            stale = aux["envs_stale"] | active["rho"]
-            kept = when(stale, current_envs, lambda ops: ops[1]["envs"], (dual["rho"], aux, batch))
-            aux = {**aux, "envs": kept, "envs_stale": active["rho"]}
+            kept, aux = kept_envs(aux, active["rho"], current_envs, (dual["rho"], aux, batch))
         grads, metrics = jax.grad(primal_objective, has_aux=True)(state.params, state, batch, kept)
         updates, opt_state = cfg.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -340,5 +363,5 @@ def make_solver(cfg: GameConfig) -> Solver:
         uses_envs=cfg.penalty is not None and cfg.infer is None,
         loss_kind=getattr(cfg.loss_fn, "kind", None),
         features_first=cfg.apply_ft is not None or infer_ft,
-        refresh=refresh if keep_envs else None,
+        refresh=refresh_kept_envs if keep_envs else None,
     )

@@ -39,9 +39,12 @@ from jaxirm.solvers._base import (
     SolverState,
     check_hparams,
     finish_step,
+    kept_envs,
+    kept_envs_slot,
     l2_norm_sq,
     model_input,
     predict_with,
+    refresh_kept_envs,
     standardised_z,
 )
 from jaxirm.solvers._models import (
@@ -147,8 +150,7 @@ def make_tiva(
         rho = infer.init(k_rho, a)
         # ρ's environments [E, n] on the training batch, kept once the selector and ρ are frozen
         dtype = jnp.result_type(selector["mu"], a)  # the gates' (float64 under jax_enable_x64)
-        aux["envs"] = jnp.zeros((infer.num_envs, a.shape[0]), dtype)
-        aux["envs_stale"] = jnp.ones((), bool)
+        aux.update(kept_envs_slot(infer.num_envs, a.shape[0], dtype))
         opt_state = optimizer.init(params)
         sel_opt, rho_opt = selector_optimizer.init(selector), infer_optimizer.init(rho)
         if "lr" in hp:
@@ -195,12 +197,6 @@ def make_tiva(
         ft = batch.xt is not None and (not use_z or batch.zt is not None)
         return "envs" in aux and ft and aux["envs"].shape[-1] == batch.xt.shape[-1]
 
-    def refresh(state: SolverState, batch: Batch) -> SolverState:
-        """Before a run of steps on one batch: the kept environments are of another batch, or none yet."""
-        if "envs" not in state.aux:
-            return state
-        return state._replace(aux={**state.aux, "envs_stale": jnp.ones((), bool)})
-
     def current_envs(operands) -> jax.Array:
         """ρ((1 − g) ⊙ a) ``[n, E]`` at the current ρ and gates; ``operands`` = (ρ, gates, aux, batch)."""
         rho, gate, aux, batch = operands
@@ -244,10 +240,8 @@ def make_tiva(
         if cached(aux, batch):
             # ρ's environments are recomputed while the selector and ρ learn and once after (the noise-free
             # gates at the frozen players), then kept: every run of the batch past its warm-up skips them.
-            fresh = lambda o: current_envs(o).T.astype(o[2]["envs"].dtype)  # noqa: E731
-            kept = when(aux["envs_stale"] | warm, fresh, lambda o: o[2]["envs"], ops)
+            kept, aux = kept_envs(aux, warm, lambda o: current_envs(o).T, ops)
             envs = kept.T
-            aux = {**aux, "envs": kept, "envs_stale": warm}
         else:
             envs = current_envs(ops)
         envs = jax.lax.stop_gradient(envs)
@@ -301,7 +295,7 @@ def make_tiva(
         needs_z=use_z,
         loss_kind=getattr(loss_fn, "kind", None),
         features_first=True,
-        refresh=refresh,
+        refresh=refresh_kept_envs,
     )
 
 
