@@ -9,7 +9,8 @@ interleaved with the other methods' (``--repeats`` each, a fresh random order pe
     method | trace+lower s | backend s | run s (median) | min | max | µs per run-step
 
 The totals line is what a cold main job must do (every compile, every run once); the warm job loads the
-programs instead of compiling them, so its training is the sum of the run column. Compare rows of one
+programs instead of compiling them, so its training is the sum of the run column. Methods of one game
+(``tv_norm`` 1 and 2, one solver) share one program, compiled once, as in ``reproduce``. Compare rows of one
 output, never numbers across runs: the machines are shared.
 
 Usage::
@@ -53,21 +54,27 @@ def measure(experiment: str, methods: Sequence[str] | None, repeats: int) -> lis
         run = plan(experiment, out=out, methods=methods, progress=False, plot=False)
         data = run.data()
         seeds = range(run.seeds)
-        rows, cases = [], {}
+        rows, cases, programs = [], {}, {}
         for method in run.methods:
             sweep = prepare_method(run, method.name, data, seeds)
-            with _timing.compile_timer() as times:
-                program = _program_jit.lower(*sweep.args, **sweep.static).compile()
+            solver = run.solvers[method.name]
+            times = {"trace_s": 0.0, "lower_s": 0.0, "backend_s": 0.0}
+            if solver in programs:  # a method of the same game (the norm is data): its program, as reproduce
+                program, shared = programs[solver]
+            else:
+                with _timing.compile_timer() as times:
+                    program = _program_jit.lower(*sweep.args, **sweep.static).compile()
+                programs[solver], shared = (program, method.name), ""
             jax.block_until_ready(program(*sweep.args))  # first run: page faults, thread start-up
             rows.append(
                 {
-                    "method": method.name,
+                    "method": method.name + (f" ({shared}'s program)" if shared else ""),
                     "trace_s": times["trace_s"] + times["lower_s"],
                     "backend_s": times["backend_s"],
                     "run_steps": len(seeds) * run.steps,
                 }
             )
-            cases[method.name] = lambda p=program, a=sweep.args: jax.block_until_ready(p(*a))
+            cases[rows[-1]["method"]] = lambda p=program, a=sweep.args: jax.block_until_ready(p(*a))
         durations = _timing.interleaved_times(cases, repeats)
     for row in rows:
         row["runs_s"] = durations[row["method"]]

@@ -290,7 +290,9 @@ def test_cli_search_and_set(tmp_path, monkeypatch, capsys):
         ("IRM-TV-l1", "train-val"),
         ("IRM-TV-l1", "oracle"),
     ]
-    assert set(rows[2]["config"]) == {"lam", "lr", "l2", "anneal_steps"} and len(rows[2]["scores"]) == 3
+    # the searched names, and the norm the method registers (IRM-TV-ℓ1's solver takes it as data)
+    assert set(rows[2]["config"]) == {"lam", "lr", "l2", "anneal_steps", "tv_norm"}
+    assert rows[2]["config"]["tv_norm"] == 1.0 and len(rows[2]["scores"]) == 3
     assert "lam" not in rows[0]["space"]  # ERM has no penalty weight to search
     assert main(args) == 0  # reused
     assert "search already in" in capsys.readouterr().err

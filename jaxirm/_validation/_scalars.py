@@ -145,8 +145,8 @@ def check_path(name: str, path: Any) -> Path:
     return Path(path)
 
 
-HPARAM_RULES = {"lam": ">= 0", "l2": ">= 0", "anneal_steps": ">= 0", "lr": "> 0"}
-"""The ranges of the hyperparameters every game shares."""
+HPARAM_RULES = {"lam": ">= 0", "l2": ">= 0", "anneal_steps": ">= 0", "lr": "> 0", "tv_norm": "1 or 2"}
+"""The ranges of the hyperparameters every game shares (``tv_norm``: the games whose TV norm is data)."""
 
 
 def check_hparams(
@@ -170,7 +170,7 @@ def check_hparams(
 
     Raises:
       ValueError: an unknown name, or a concrete value out of range (``lam``, ``l2``, ``anneal_steps`` ≥ 0,
-        ``lr`` > 0) or not finite; with ``scalar``, a value that is not a scalar.
+        ``lr`` > 0, ``tv_norm`` 1 or 2) or not finite; with ``scalar``, a value that is not a scalar.
       TypeError: ``hparams`` is not a mapping, or a value is not a number.
     """
     merged = dict(defaults)
@@ -192,7 +192,11 @@ def check_hparams(
             rule = HPARAM_RULES.get(name)
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"hparams[{name!r}] must be finite, got {value!r}")
-            if (rule == ">= 0" and np.any(arr < 0)) or (rule == "> 0" and np.any(arr <= 0)):
+            if (
+                (rule == ">= 0" and np.any(arr < 0))
+                or (rule == "> 0" and np.any(arr <= 0))
+                or (rule == "1 or 2" and not np.all((arr == 1) | (arr == 2)))
+            ):
                 raise ValueError(f"hparams[{name!r}] must be {rule}, got {value!r}")
         merged[name] = value
     return merged

@@ -3,6 +3,7 @@ notes use for hyperparameters."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 
 from jaxirm import solvers
@@ -68,40 +69,47 @@ def paper_methods(
     def entry(name: str) -> PaperEntry | None:
         return PaperEntry(*paper[name], source=source) if name in paper else None
 
-    def irm(penalty: str):
-        return lambda: solvers.irm(model, penalty=penalty, num_envs=num_envs, loss=loss)
+    # The two norms of a game are one solver whose norm is data (``penalty="tv"``, the hyperparameter
+    # ``tv_norm``), built by one callable: IRM and IRM-TV-ℓ1, ZIN and Minimax-TV-ℓ1, and each OOD-TV pair
+    # share one compiled sweep program (`Method.build`).
+    @functools.cache
+    def tv_build(kind: str) -> Callable[[], solvers.Solver]:
+        if kind == "irm":
+            make = functools.partial(solvers.irm, penalty="tv", num_envs=num_envs)
+        elif kind == "minimax":
+            make = functools.partial(
+                solvers.minimax, penalty="tv", num_envs=infer_envs, infer_hidden=infer_hidden
+            )
+        else:
+            base = kind.removeprefix("ood_tv_")
+            make = functools.partial(
+                solvers.ood_tv,
+                base=base,
+                penalty="tv",
+                num_envs=num_envs if base == "irm" else infer_envs,
+                lam_hidden=lam_hidden,
+                infer_hidden=infer_hidden,
+            )
+        return functools.cache(lambda: make(model, loss=loss))
 
-    def minimax(penalty: str):
-        return lambda: solvers.minimax(
-            model, penalty=penalty, num_envs=infer_envs, infer_hidden=infer_hidden, loss=loss
-        )
-
-    def ood(base: str, penalty: str):
-        envs = num_envs if base == "irm" else infer_envs
-        return lambda: solvers.ood_tv(
-            model,
-            base=base,
-            penalty=penalty,
-            num_envs=envs,
-            lam_hidden=lam_hidden,
-            infer_hidden=infer_hidden,
-            loss=loss,
-        )
+    def tv(name: str, kind: str, norm: int, base_hparams: Mapping[str, float]) -> Method:
+        return Method(name, tv_build(kind), {**base_hparams, "tv_norm": float(norm)}, entry(name))
 
     methods = [
         Method("ERM", lambda: solvers.erm(model, loss=loss), {"lr": hparams["lr"], "l2": hparams["l2"]}),
-        Method("IRM", irm("tv_l2"), hparams, entry("IRM")),
-        Method("IRM-TV-l1", irm("tv_l1"), hparams, entry("IRM-TV-l1")),
+        tv("IRM", "irm", 2, hparams),
+        tv("IRM-TV-l1", "irm", 1, hparams),
     ]
     if vrex:
-        methods.append(Method("VREx", irm("vrex"), hparams, entry("VREx")))
+        vrex_solver = lambda: solvers.irm(model, penalty="vrex", num_envs=num_envs, loss=loss)  # noqa: E731
+        methods.append(Method("VREx", vrex_solver, hparams, entry("VREx")))
     methods += [
-        Method("ZIN", minimax("tv_l2"), hparams, entry("ZIN")),
-        Method("Minimax-TV-l1", minimax("tv_l1"), hparams, entry("Minimax-TV-l1")),
-        Method("OOD-TV-IRM-l1", ood("irm", "tv_l1"), ood_hparams, entry("OOD-TV-IRM-l1")),
-        Method("OOD-TV-IRM-l2", ood("irm", "tv_l2"), ood_hparams, entry("OOD-TV-IRM-l2")),
-        Method("OOD-TV-Minimax-l1", ood("minimax", "tv_l1"), ood_hparams, entry("OOD-TV-Minimax-l1")),
-        Method("OOD-TV-Minimax-l2", ood("minimax", "tv_l2"), ood_hparams, entry("OOD-TV-Minimax-l2")),
+        tv("ZIN", "minimax", 2, hparams),
+        tv("Minimax-TV-l1", "minimax", 1, hparams),
+        tv("OOD-TV-IRM-l1", "ood_tv_irm", 1, ood_hparams),
+        tv("OOD-TV-IRM-l2", "ood_tv_irm", 2, ood_hparams),
+        tv("OOD-TV-Minimax-l1", "ood_tv_minimax", 1, ood_hparams),
+        tv("OOD-TV-Minimax-l2", "ood_tv_minimax", 2, ood_hparams),
     ]
     if eiil:
         methods.append(

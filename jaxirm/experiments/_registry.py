@@ -41,7 +41,9 @@ class Method:
 
     Attributes:
       name: the paper's name (e.g. ``"IRM-TV-l1"``); unique within the experiment.
-      build: returns the `Solver` (called once per reproduction).
+      build: returns the `Solver` (called once per reproduction). Methods of an experiment built by the
+        same callable must get the same solver (they differ in ``hparams`` only): `reproduce` compiles
+        their sweep program once (e.g. the two norms of a game in `paper_methods`, ``tv_norm`` 1 and 2).
       hparams: hyperparameters passed to the solver's ``init`` (overriding its defaults).
       paper: the published result to compare with, if any.
     """

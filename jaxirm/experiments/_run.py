@@ -180,6 +180,9 @@ class _CompileAhead:
     method k + 1's is ready when method k has trained: loaded from ``store`` when it holds the program (no
     tracing), else traced and compiled (a load from JAX's persistent cache when it has it) and stored.
 
+    Methods built by the same callable (`Method.build`: one solver, e.g. `paper_methods`' two norms of a
+    game, whose norm is data) share one program, made once.
+
     The main thread submits a sweep after `prepare` has checked it and laid it out, while the devices are
     idle: the thread itself never touches a device (a check of a device array would queue behind the
     training program, and the program would be ready only after that training ends).
@@ -188,6 +191,7 @@ class _CompileAhead:
     def __init__(self, run: Run, store: ProgramStore | None) -> None:
         self.run, self.store = run, store
         self.slots: dict[str, _Program] = {}
+        self.made: dict[str, tuple[Any, bool]] = {}  # program key -> (program, loaded)
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         threading.Thread(target=self._work, name="jaxirm-compile-ahead", daemon=True).start()
 
@@ -200,16 +204,25 @@ class _CompileAhead:
         self.slots[name].ready.wait()
         return self.slots[name]
 
+    def _identity(self, name: str) -> dict:
+        """What names a method's program without tracing it: the experiment and the methods built by the same
+        callable (`Method.build`: the same solver, so one program and one key)."""
+        methods = self.run.exp.methods
+        build = next(m.build for m in methods if m.name == name)
+        sharing = "+".join(m.name for m in methods if m.build is build)
+        return {"experiment": self.run.exp.name, "method": sharing}
+
     def _work(self) -> None:
         store = self.store
         while True:
             name, sweep = self.queue.get()
             slot = self.slots[name]
             try:
-                key = None
+                key = program_key(self._identity(name), sweep.args, sweep.static)
+                if key in self.made:
+                    slot.program, slot.loaded = self.made[key]
+                    continue
                 if store is not None:
-                    identity = {"experiment": self.run.exp.name, "method": name}
-                    key = program_key(identity, sweep.args, sweep.static)
                     slot.program = store.load(key)
                     slot.loaded = slot.program is not None
                 if slot.program is None and store is None:
@@ -218,6 +231,7 @@ class _CompileAhead:
                     slot.program, serializable = compile_serializable(sweep)
                     if serializable:  # else the next run traces it again and loads it from JAX's cache
                         store.save(key, slot.program)
+                self.made[key] = (slot.program, slot.loaded)
             except Exception:  # the sweep itself reports it, in the main thread
                 slot.program = None
             finally:

@@ -118,7 +118,8 @@ def l2_norm_sq(params: PyTree) -> jax.Array:
     return sum((jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(params)), jnp.zeros(()))
 
 
-PENALTIES = ("tv_l1", "tv_l2", "vrex")
+PENALTIES = ("tv_l1", "tv_l2", "vrex", "tv")
+TV_PENALTIES = ("tv_l1", "tv_l2", "tv")  # "tv": the norm is the hyperparameter ``tv_norm`` (1 or 2)
 MEASURES = ("uniform", "empirical")
 RHO_UPDATES = ("warmup", "always", "after_warmup")
 
@@ -157,10 +158,20 @@ def logits_of(cfg: GameConfig, outputs: jax.Array) -> jax.Array:
     return jnp.sum(outputs, axis=-1) if cfg.dummy == "vector" else outputs
 
 
-def _penalty_value(cfg: GameConfig, outputs, y, envs, num_envs):
+def _tv(cfg: GameConfig, hparams: Mapping[str, jax.Array], l1: Callable, l2: Callable, *args) -> jax.Array:
+    """The TV penalty of the game's norm: ``l1(*args)`` or ``l2(*args)``, picked by ``cfg.penalty``, or for
+    ``penalty="tv"`` by the data ``hparams["tv_norm"]`` (1 or 2): both are computed (a few operations on the
+    ``[E]`` moments) and one is selected exactly, so the two norms share one compiled program."""
+    if cfg.penalty == "tv":
+        return jnp.where(hparams["tv_norm"] == 1.0, l1(*args), l2(*args))
+    return (l1 if cfg.penalty == "tv_l1" else l2)(*args)
+
+
+def _penalty_value(cfg: GameConfig, hparams, outputs, y, envs, num_envs):
     """(risk term, penalty) of the current model on a batch with environments ``envs``.
 
-    ``outputs`` are the model's logits, or its ``[n, d]`` features with a vector dummy.
+    ``outputs`` are the model's logits, or its ``[n, d]`` features with a vector dummy; ``hparams`` the
+    run's (``tv_norm``).
     """
     logits = logits_of(cfg, outputs)
     kind = cfg.measure
@@ -176,13 +187,13 @@ def _penalty_value(cfg: GameConfig, outputs, y, envs, num_envs):
         pen = _pen.vrex(risks, mu)
     elif cfg.split:
         split = _risks.split_scale_grads(cfg.loss_fn, logits, y, envs, num_envs)
-        pen = (_pen.tv_l1_split if cfg.penalty == "tv_l1" else _pen.tv_l2_split)(split, mu)
+        pen = _tv(cfg, hparams, _pen.tv_l1_split, _pen.tv_l2_split, split, mu)
     else:
         if cfg.dummy == "vector":  # [E, d]: the IRM paper's vector dummy w
             g = _risks.feature_scale_grads(cfg.loss_fn, outputs, y, envs, num_envs)
         else:
             g = _risks.scale_grads(cfg.loss_fn, logits, y, envs, num_envs)
-        pen = (_pen.tv_l1 if cfg.penalty == "tv_l1" else _pen.tv_l2)(g, mu)
+        pen = _tv(cfg, hparams, _pen.tv_l1, _pen.tv_l2, g, mu)
     return risk, pen
 
 
@@ -281,7 +292,7 @@ def make_solver(cfg: GameConfig) -> Solver:
                 envs, num = kept.T, None
             else:
                 envs, num = envs_of(state.dual_params, state.aux, batch)
-            risk, pen = _penalty_value(cfg, outputs, batch.y, envs, num)
+            risk, pen = _penalty_value(cfg, state.hparams, outputs, batch.y, envs, num)
             weight = penalty_weight(state, params, state.dual_params.get("psi"))
         loss = risk + state.hparams["l2"] * reg + weight * jnp.maximum(pen, 0.0)
         if cfg.rescale:
@@ -298,7 +309,7 @@ def make_solver(cfg: GameConfig) -> Solver:
         apply, x = model_input(cfg.apply_fn, cfg.apply_ft, batch)
         outputs = apply(params, x)
         envs, num = envs_of(dual, state.aux, batch)
-        _, pen = _penalty_value(cfg, outputs, batch.y, envs, num)
+        _, pen = _penalty_value(cfg, state.hparams, outputs, batch.y, envs, num)
         pen = jnp.maximum(pen, 0.0)
         if cfg.lam_net is not None:
             return state.hparams["lam"] * cfg.lam_net.apply(dual["psi"], flatten_params(params)) * pen

@@ -15,7 +15,16 @@ from jaxirm import _validation as _v
 from jaxirm.losses import bce_with_logits
 from jaxirm.models import EnvInference, LambdaNet
 from jaxirm.optim import convergent_sgd
-from jaxirm.solvers._base import DUMMIES, MEASURES, PENALTIES, RHO_UPDATES, GameConfig, Solver, make_solver
+from jaxirm.solvers._base import (
+    DUMMIES,
+    MEASURES,
+    PENALTIES,
+    RHO_UPDATES,
+    TV_PENALTIES,
+    GameConfig,
+    Solver,
+    make_solver,
+)
 from jaxirm.solvers._models import (
     ModelLike,
     OptimizerLike,
@@ -39,7 +48,20 @@ METHOD_NAMES = {
     ("ood_tv_irm", "tv_l1"): "OOD-TV-IRM-l1",
     ("ood_tv_minimax", "tv_l2"): "OOD-TV-Minimax-l2",
     ("ood_tv_minimax", "tv_l1"): "OOD-TV-Minimax-l1",
+    ("irm", "tv"): "IRM-TV",
+    ("minimax", "tv"): "Minimax-TV",
+    ("ood_tv_irm", "tv"): "OOD-TV-IRM",
+    ("ood_tv_minimax", "tv"): "OOD-TV-Minimax",
 }
+
+
+def _hparams(optimizer, penalty: str, tv_norm: float, **values: float) -> dict[str, float]:
+    """`default_hparams`, with ``tv_norm`` when the norm is data (``penalty="tv"``)."""
+    d = default_hparams(optimizer, **values)
+    if penalty == "tv":
+        _v.check_hparams("the solver", {"tv_norm": 1.0}, {"tv_norm": tv_norm})
+        d["tv_norm"] = float(tv_norm)
+    return d
 
 
 def _game(
@@ -114,6 +136,7 @@ def irm(
     split: bool = False,
     penalty_schedule: Callable | None = None,
     dummy: str = "scalar",
+    tv_norm: float = 1.0,
 ) -> Solver:
     """IRM (= IRM-TV-ℓ2), IRM-TV-ℓ1 or VREx on known environments.
 
@@ -131,7 +154,8 @@ def irm(
     Args:
       model: a flax.linen Module, a flax.nnx Module (instance, or class / partial built per seed), or
         ``(init_fn(key, x) -> params, apply_fn(params, x) -> logits)``.
-      penalty: ``"tv_l2"`` (IRM), ``"tv_l1"`` (IRM-TV-ℓ1) or ``"vrex"``.
+      penalty: ``"tv_l2"`` (IRM), ``"tv_l1"`` (IRM-TV-ℓ1), ``"tv"`` (either, the norm a hyperparameter:
+        ``tv_norm``) or ``"vrex"``.
       num_envs: number of environments when the batch's ``envs`` are int labels (None for weights).
       loss: per-example loss on logits.
       measure: environment measure μ, ``"uniform"`` (the papers) or ``"empirical"`` (the released code).
@@ -147,9 +171,12 @@ def irm(
         step at ``anneal_steps``, and the warm-up is where it is 0.
       dummy: ``"scalar"`` (the model outputs logits) or ``"vector"`` (the model outputs ``[n, d]`` features
         of a linear head; a loss on one logit per example).
+      tv_norm: with ``penalty="tv"``, the default norm (1 or 2; sweepable as ``"tv_norm"``).
 
     Returns:
-      A `Solver` named after the paper's method (``" (vector)"`` appended with the vector dummy).
+      A `Solver` named after the paper's method (``" (vector)"`` appended with the vector dummy); with
+      ``penalty="tv"`` it has the hyperparameter ``tv_norm``, so IRM and IRM-TV-ℓ1 share one compiled
+      sweep (``jaxirm.sweep(solver, ..., grid={"tv_norm": [1, 2]})``).
 
     Raises:
       ValueError: unknown ``penalty``/``measure``/``dummy``; negative or non-finite (nan, inf)
@@ -178,7 +205,7 @@ def irm(
         loss,
         optimizer,
         lr,
-        default_hparams(optimizer, lr=lr, l2=l2, lam=lam, anneal_steps=anneal_steps),
+        _hparams(optimizer, penalty, tv_norm, lr=lr, l2=l2, lam=lam, anneal_steps=anneal_steps),
         penalty=penalty,
         measure=measure,
         num_envs=num_envs,
@@ -207,6 +234,7 @@ def minimax(
     rescale: bool = True,
     split: bool = False,
     penalty_schedule: Callable | None = None,
+    tv_norm: float = 1.0,
 ) -> Solver:
     """ZIN (= Minimax-TV-ℓ2) or Minimax-TV-ℓ1: environments inferred by ρ(z) that ascends the penalty.
 
@@ -216,7 +244,8 @@ def minimax(
 
     Args:
       model: a flax.linen or flax.nnx Module (instance or class), or ``(init_fn, apply_fn)``.
-      penalty: ``"tv_l2"`` (ZIN) or ``"tv_l1"`` (Minimax-TV-ℓ1).
+      penalty: ``"tv_l2"`` (ZIN), ``"tv_l1"`` (Minimax-TV-ℓ1) or ``"tv"`` (either, the norm a
+        hyperparameter: ``tv_norm``).
       num_envs: number of inferred environments E ≥ 2.
       infer_hidden: hidden width of ρ.
       loss: per-example loss on logits.
@@ -233,6 +262,8 @@ def minimax(
       penalty_schedule: an optax schedule ``step -> factor`` multiplying ``lam`` (e.g.
         ``optax.linear_schedule(0.0, 1.0, 1000, transition_begin=500)`` for a ramp); it replaces the default
         step at ``anneal_steps``, and the warm-up is where it is 0.
+      tv_norm: with ``penalty="tv"``, the default norm (1 or 2; sweepable as ``"tv_norm"``): ZIN and
+        Minimax-TV-ℓ1 (or the two OOD-TV norms) then share one compiled sweep.
 
     Returns:
       A `Solver`; its batches need ``z``.
@@ -242,7 +273,7 @@ def minimax(
         (nan, inf) hyperparameters.
       TypeError: ``model``/``optimizer`` of the wrong type.
     """
-    _v.check_choice("penalty", penalty, ("tv_l1", "tv_l2"))
+    _v.check_choice("penalty", penalty, TV_PENALTIES)
     _v.check_choice("measure", measure, MEASURES)
     _v.check_choice("rho_updates", rho_updates, RHO_UPDATES)
     rho = EnvInference(num_envs=check_inferred_envs(num_envs), hidden=infer_hidden)
@@ -252,7 +283,7 @@ def minimax(
         loss,
         optimizer,
         lr,
-        default_hparams(optimizer, lr=lr, l2=l2, lam=lam, anneal_steps=anneal_steps),
+        _hparams(optimizer, penalty, tv_norm, lr=lr, l2=l2, lam=lam, anneal_steps=anneal_steps),
         penalty=penalty,
         measure=measure,
         num_envs=None,
@@ -287,6 +318,7 @@ def ood_tv(
     rescale: bool = False,
     split: bool = False,
     penalty_schedule: Callable | None = None,
+    tv_norm: float = 1.0,
 ) -> Solver:
     """OOD-TV-IRM-ℓ1/ℓ2 and OOD-TV-Minimax-ℓ1/ℓ2: the penalty weight is a network λ_Ψ(vec Φ) ≥ 0.
 
@@ -302,7 +334,7 @@ def ood_tv(
     Args:
       model: a flax.linen or flax.nnx Module (instance or class), or ``(init_fn, apply_fn)``.
       base: ``"irm"`` (known environments) or ``"minimax"`` (environments inferred by ρ(z)).
-      penalty: ``"tv_l1"`` or ``"tv_l2"``.
+      penalty: ``"tv_l1"``, ``"tv_l2"`` or ``"tv"`` (either, the norm a hyperparameter: ``tv_norm``).
       num_envs: environments (labels for ``"irm"``; inferred count for ``"minimax"``).
       lam_hidden: hidden width of λ_Ψ.
       infer_hidden: hidden width of ρ (``"minimax"``).
@@ -323,6 +355,8 @@ def ood_tv(
       penalty_schedule: an optax schedule ``step -> factor`` multiplying ``lam`` (e.g.
         ``optax.linear_schedule(0.0, 1.0, 1000, transition_begin=500)`` for a ramp); it replaces the default
         step at ``anneal_steps``, and the warm-up is where it is 0.
+      tv_norm: with ``penalty="tv"``, the default norm (1 or 2; sweepable as ``"tv_norm"``): ZIN and
+        Minimax-TV-ℓ1 (or the two OOD-TV norms) then share one compiled sweep.
 
     Returns:
       A `Solver`.
@@ -332,7 +366,7 @@ def ood_tv(
       TypeError: ``model``/``optimizer`` of the wrong type.
     """
     _v.check_choice("base", base, ("irm", "minimax"))
-    _v.check_choice("penalty", penalty, ("tv_l1", "tv_l2"))
+    _v.check_choice("penalty", penalty, TV_PENALTIES)
     _v.check_choice("rho_updates", rho_updates, RHO_UPDATES)
     measure = measure or ("uniform" if base == "irm" else "empirical")
     _v.check_choice("measure", measure, MEASURES)
@@ -348,7 +382,7 @@ def ood_tv(
         loss,
         optimizer,
         lr,
-        default_hparams(optimizer, lr=lr, l2=l2, lam=lam, anneal_steps=anneal_steps),
+        _hparams(optimizer, penalty, tv_norm, lr=lr, l2=l2, lam=lam, anneal_steps=anneal_steps),
         penalty=penalty,
         measure=measure,
         num_envs=num_envs if base == "irm" else None,
