@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from _tolerance import EPS32, FLOAT64_NOISE, STORED_F32, assert_within, f32_tol
+from _xla import FAST
 
 import jaxirm
 from jaxirm._iterate import features_first
@@ -15,12 +16,6 @@ from jaxirm.datasets.synthetic import logit_z
 from jaxirm.models import MLP, EnvInference, LinearFeatures
 from jaxirm.solvers import Batch, eiil, erm, irm, lff, minimax, ood_tv, tiva
 
-# Unoptimised XLA builds (as in test_solvers): these tests check values, and compile several times faster.
-FAST = {
-    "xla_backend_optimization_level": 0,
-    "xla_llvm_disable_expensive_passes": True,
-    "xla_cpu_use_fusion_emitters": False,
-}
 X = np.random.default_rng(0).normal(size=(37, 6)).astype(np.float32)
 
 MODELS = [

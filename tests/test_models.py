@@ -9,15 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from _tolerance import assert_within, f32_tol
+from _xla import FAST
 
 from jaxirm.models import MLP, EnvInference, LambdaNet, flatten_params
-
-# Unoptimised XLA builds: these tests check values, not speed, and compile ~5x faster on a loaded CPU.
-FAST = {
-    "xla_backend_optimization_level": 0,
-    "xla_llvm_disable_expensive_passes": True,
-    "xla_cpu_use_fusion_emitters": False,
-}
 
 
 def _fast_jit(f):

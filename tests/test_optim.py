@@ -6,15 +6,9 @@ import numpy as np
 import optax
 import pytest
 from _tolerance import f32_tol
+from _xla import FAST
 
 from jaxirm.optim import convergent_sgd, scale_by_convergent_step
-
-# Unoptimised XLA builds: these tests check values, not speed, and compile ~5x faster on a loaded CPU.
-FAST = {
-    "xla_backend_optimization_level": 0,
-    "xla_llvm_disable_expensive_passes": True,
-    "xla_cpu_use_fusion_emitters": False,
-}
 
 
 def _jitted(opt):

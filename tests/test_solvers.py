@@ -10,18 +10,13 @@ import numpy as np
 import optax
 import pytest
 from _tolerance import f32_tol
+from _xla import FAST
 
 import jaxirm
 from jaxirm.datasets.synthetic import logit_z
 from jaxirm.models import MLP, EnvInference, LambdaNet
 from jaxirm.solvers import Batch, eiil, erm, irm, minimax, ood_tv
 
-# Unoptimised XLA builds: these tests check values, not speed, and compile ~5x faster on a loaded CPU.
-FAST = {
-    "xla_backend_optimization_level": 0,
-    "xla_llvm_disable_expensive_passes": True,
-    "xla_cpu_use_fusion_emitters": False,
-}
 MODEL = MLP(hidden=())
 NUM_STEPS = 6
 

@@ -16,6 +16,7 @@ import numpy as np
 import optax
 import pytest
 from _tolerance import f32_tol
+from _xla import FAST
 
 import jaxirm
 from jaxirm.datasets.synthetic import logit_z
@@ -24,12 +25,6 @@ from jaxirm.experiments._methods import paper_methods
 from jaxirm.models import MLP
 from jaxirm.solvers import Batch, irm, minimax, ood_tv
 
-# Unoptimised XLA builds: these tests check values, not speed (as tests/test_solvers.py).
-FAST = {
-    "xla_backend_optimization_level": 0,
-    "xla_llvm_disable_expensive_passes": True,
-    "xla_cpu_use_fusion_emitters": False,
-}
 MODEL = MLP(hidden=())
 NUM_STEPS = 6
 COMMON = {"lr": 0.05, "anneal_steps": 2}
@@ -90,8 +85,14 @@ def test_tv_norm_runs_the_fixed_norm_game(batch, name, make, norm):
 
 @pytest.mark.parametrize("name, make", GAMES, ids=[g[0] for g in GAMES])
 def test_tv_norm_is_checked_at_every_boundary(batch, name, make):
-    with pytest.raises(ValueError, match="tv_norm.*1 or 2"):
-        make(penalty="tv", tv_norm=1.5)
+    for bad in (1.5, 0, 3):
+        with pytest.raises(ValueError, match="tv_norm must be 1 or 2"):
+            make(penalty="tv", tv_norm=bad)
+    with pytest.raises(TypeError, match="tv_norm"):
+        make(penalty="tv", tv_norm="1")
+    with pytest.raises(ValueError, match="tv_norm is the norm of penalty='tv'"):
+        make(penalty="tv_l2", tv_norm=2)
+    assert make(penalty="tv").defaults["tv_norm"] == 1.0
     solver = make(penalty="tv", tv_norm=2)
     assert solver.defaults["tv_norm"] == 2.0
     for bad in (0.0, 3.0, 2.5, float("nan")):

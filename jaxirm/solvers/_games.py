@@ -55,12 +55,22 @@ METHOD_NAMES = {
 }
 
 
-def _hparams(optimizer, penalty: str, tv_norm: float, **values: float) -> dict[str, float]:
-    """`default_hparams`, with ``tv_norm`` when the norm is data (``penalty="tv"``)."""
+def _hparams(optimizer, penalty: str, tv_norm: float | None, **values: float) -> dict[str, float]:
+    """`default_hparams`, with ``tv_norm`` (default 1) when the norm is data (``penalty="tv"``).
+
+    Raises:
+      ValueError: ``tv_norm`` other than 1 or 2, or given with a fixed-norm penalty.
+      TypeError: ``tv_norm`` not a number.
+    """
     d = default_hparams(optimizer, **values)
-    if penalty == "tv":
-        _v.check_hparams("the solver", {"tv_norm": 1.0}, {"tv_norm": tv_norm})
-        d["tv_norm"] = float(tv_norm)
+    if penalty != "tv":
+        if tv_norm is not None:
+            raise ValueError(f"tv_norm is the norm of penalty='tv'; penalty={penalty!r} fixes its own")
+        return d
+    norm = 1.0 if tv_norm is None else _v.check_number("tv_norm", tv_norm)
+    if norm not in (1.0, 2.0):
+        raise ValueError(f"tv_norm must be 1 or 2 (TV-ℓ1 or TV-ℓ2), got {tv_norm!r}")
+    d["tv_norm"] = norm
     return d
 
 
@@ -136,7 +146,7 @@ def irm(
     split: bool = False,
     penalty_schedule: Callable | None = None,
     dummy: str = "scalar",
-    tv_norm: float = 1.0,
+    tv_norm: float | None = None,
 ) -> Solver:
     """IRM (= IRM-TV-ℓ2), IRM-TV-ℓ1 or VREx on known environments.
 
@@ -171,7 +181,7 @@ def irm(
         step at ``anneal_steps``, and the warm-up is where it is 0.
       dummy: ``"scalar"`` (the model outputs logits) or ``"vector"`` (the model outputs ``[n, d]`` features
         of a linear head; a loss on one logit per example).
-      tv_norm: with ``penalty="tv"``, the default norm (1 or 2; sweepable as ``"tv_norm"``).
+      tv_norm: with ``penalty="tv"``, the default norm (1 or 2, default 1; sweepable as ``"tv_norm"``).
 
     Returns:
       A `Solver` named after the paper's method (``" (vector)"`` appended with the vector dummy); with
@@ -181,7 +191,8 @@ def irm(
     Raises:
       ValueError: unknown ``penalty``/``measure``/``dummy``; negative or non-finite (nan, inf)
         hyperparameters; ``split`` with ``"vrex"``; ``dummy="vector"`` with ``"vrex"`` (no dummy), with
-        ``split`` (no vector split-batch estimator yet) or with a multiclass loss.
+        ``split`` (no vector split-batch estimator yet) or with a multiclass loss; ``tv_norm`` other than 1
+        or 2, or given with another penalty than ``"tv"``.
       TypeError: ``model``/``optimizer`` of the wrong type; ``num_envs`` not an int.
     """
     _v.check_choice("penalty", penalty, PENALTIES)
@@ -234,7 +245,7 @@ def minimax(
     rescale: bool = True,
     split: bool = False,
     penalty_schedule: Callable | None = None,
-    tv_norm: float = 1.0,
+    tv_norm: float | None = None,
 ) -> Solver:
     """ZIN (= Minimax-TV-ℓ2) or Minimax-TV-ℓ1: environments inferred by ρ(z) that ascends the penalty.
 
@@ -262,15 +273,16 @@ def minimax(
       penalty_schedule: an optax schedule ``step -> factor`` multiplying ``lam`` (e.g.
         ``optax.linear_schedule(0.0, 1.0, 1000, transition_begin=500)`` for a ramp); it replaces the default
         step at ``anneal_steps``, and the warm-up is where it is 0.
-      tv_norm: with ``penalty="tv"``, the default norm (1 or 2; sweepable as ``"tv_norm"``): ZIN and
-        Minimax-TV-ℓ1 (or the two OOD-TV norms) then share one compiled sweep.
+      tv_norm: with ``penalty="tv"``, the default norm (1 or 2, default 1; sweepable as
+        ``"tv_norm"``): ZIN and Minimax-TV-ℓ1 then share one compiled sweep.
 
     Returns:
       A `Solver`; its batches need ``z``.
 
     Raises:
       ValueError: unknown ``penalty``/``measure``/``rho_updates``; ``num_envs`` < 2; negative or non-finite
-        (nan, inf) hyperparameters.
+        (nan, inf) hyperparameters; ``tv_norm`` other than 1 or 2, or given with another penalty than
+        ``"tv"``.
       TypeError: ``model``/``optimizer`` of the wrong type.
     """
     _v.check_choice("penalty", penalty, TV_PENALTIES)
@@ -318,7 +330,7 @@ def ood_tv(
     rescale: bool = False,
     split: bool = False,
     penalty_schedule: Callable | None = None,
-    tv_norm: float = 1.0,
+    tv_norm: float | None = None,
 ) -> Solver:
     """OOD-TV-IRM-ℓ1/ℓ2 and OOD-TV-Minimax-ℓ1/ℓ2: the penalty weight is a network λ_Ψ(vec Φ) ≥ 0.
 
@@ -355,14 +367,15 @@ def ood_tv(
       penalty_schedule: an optax schedule ``step -> factor`` multiplying ``lam`` (e.g.
         ``optax.linear_schedule(0.0, 1.0, 1000, transition_begin=500)`` for a ramp); it replaces the default
         step at ``anneal_steps``, and the warm-up is where it is 0.
-      tv_norm: with ``penalty="tv"``, the default norm (1 or 2; sweepable as ``"tv_norm"``): ZIN and
-        Minimax-TV-ℓ1 (or the two OOD-TV norms) then share one compiled sweep.
+      tv_norm: with ``penalty="tv"``, the default norm (1 or 2, default 1; sweepable as
+        ``"tv_norm"``): the two OOD-TV norms then share one compiled sweep.
 
     Returns:
       A `Solver`.
 
     Raises:
-      ValueError: unknown ``base``/``penalty``/``measure``/``rho_updates``; negative hyperparameters.
+      ValueError: unknown ``base``/``penalty``/``measure``/``rho_updates``; negative hyperparameters;
+        ``tv_norm`` other than 1 or 2, or given with another penalty than ``"tv"``.
       TypeError: ``model``/``optimizer`` of the wrong type.
     """
     _v.check_choice("base", base, ("irm", "minimax"))
