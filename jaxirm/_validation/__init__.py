@@ -35,6 +35,7 @@ from jaxirm._validation._scalars import (
     check_path,
     check_prob,
     check_seed,
+    out_of_range,
 )
 
 __all__ = [
@@ -64,4 +65,5 @@ __all__ = [
     "concrete_values",
     "is_concrete",
     "loss_kind",
+    "out_of_range",
 ]

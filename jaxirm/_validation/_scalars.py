@@ -149,6 +149,17 @@ HPARAM_RULES = {"lam": ">= 0", "l2": ">= 0", "anneal_steps": ">= 0", "lr": "> 0"
 """The ranges of the hyperparameters every game shares (``tv_norm``: the games whose TV norm is data)."""
 
 
+def out_of_range(name: str, value: Any) -> bool:
+    """Whether a concrete value (a number or an array of them) breaks ``name``'s rule in `HPARAM_RULES`
+    (a name without a rule never does)."""
+    arr, rule = np.asarray(value, dtype=np.float64), HPARAM_RULES.get(name)
+    return bool(
+        (rule == ">= 0" and np.any(arr < 0))
+        or (rule == "> 0" and np.any(arr <= 0))
+        or (rule == "1 or 2" and not np.all((arr == 1) | (arr == 2)))
+    )
+
+
 def check_hparams(
     solver_name: str,
     defaults: Mapping[str, Any],
@@ -189,14 +200,9 @@ def check_hparams(
                 arr = np.asarray(value, dtype=np.float64)
             except (TypeError, ValueError):
                 raise TypeError(f"hparams[{name!r}] must be a number, got {value!r}") from None
-            rule = HPARAM_RULES.get(name)
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"hparams[{name!r}] must be finite, got {value!r}")
-            if (
-                (rule == ">= 0" and np.any(arr < 0))
-                or (rule == "> 0" and np.any(arr <= 0))
-                or (rule == "1 or 2" and not np.all((arr == 1) | (arr == 2)))
-            ):
-                raise ValueError(f"hparams[{name!r}] must be {rule}, got {value!r}")
+            if out_of_range(name, arr):
+                raise ValueError(f"hparams[{name!r}] must be {HPARAM_RULES[name]}, got {value!r}")
         merged[name] = value
     return merged

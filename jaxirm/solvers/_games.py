@@ -68,8 +68,8 @@ def _hparams(optimizer, penalty: str, tv_norm: float | None, **values: float) ->
             raise ValueError(f"tv_norm is the norm of penalty='tv'; penalty={penalty!r} fixes its own")
         return d
     norm = 1.0 if tv_norm is None else _v.check_number("tv_norm", tv_norm)
-    if norm not in (1.0, 2.0):
-        raise ValueError(f"tv_norm must be 1 or 2 (TV-ℓ1 or TV-ℓ2), got {tv_norm!r}")
+    if _v.out_of_range("tv_norm", norm):
+        raise ValueError(f"tv_norm must be {_v.HPARAM_RULES['tv_norm']} (TV-ℓ1 or TV-ℓ2), got {tv_norm!r}")
     d["tv_norm"] = norm
     return d
 
