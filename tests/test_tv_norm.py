@@ -170,21 +170,22 @@ def _reproduce(tmp_path, out, *methods):
 
 def test_the_methods_of_a_game_get_one_compiled_program(tmp_path, monkeypatch):
     # reproduce's compile-ahead thread makes the program of IRM's and IRM-TV-ℓ1's sweeps once.
-    from jaxirm.experiments import _run
+    from jaxirm.experiments import _ahead
     from jaxirm.experiments._plan import plan
+    from jaxirm.experiments._run import prepare_method
 
-    made, precompile = [], _run.precompile
+    made, precompile = [], _ahead.precompile
 
     def counted(sweep):
         made.append(sweep)
         return precompile(sweep)
 
-    monkeypatch.setattr(_run, "precompile", counted)
+    monkeypatch.setattr(_ahead, "precompile", counted)
     run = plan("simulation", out=tmp_path, seeds=2, steps=20, methods=["IRM", "IRM-TV-l1"], plot=False)
     data = run.data()
-    ahead = _run._CompileAhead(run, store=None)
+    ahead = _ahead.CompileAhead(run, store=None)
     for name in ("IRM", "IRM-TV-l1"):
-        ahead.submit(name, _run.prepare_method(run, name, data, [0, 1]))
+        ahead.submit(name, prepare_method(run, name, data, [0, 1]))
     first, second = (ahead.program(name).program for name in ("IRM", "IRM-TV-l1"))
     assert len(made) == 1 and first is second is not None
 

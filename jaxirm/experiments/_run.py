@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import queue
 import threading
 import time
 import uuid
@@ -14,10 +13,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxirm._sweep import Prepared, collect, launch, precompile, prepare
+from jaxirm._sweep import Prepared, collect, launch, prepare
 from jaxirm.datasets import to_batch
+from jaxirm.experiments._ahead import CompileAhead, program_store
 from jaxirm.experiments._plan import Run, _method_config, plan
-from jaxirm.experiments._programs import ProgramStore, compile_serializable, program_key
 from jaxirm.experiments._registry import Experiment, _is_builtin
 from jaxirm.experiments._store import (
     append_rows,
@@ -145,17 +144,6 @@ def _drop_incomplete(run: Run, existing: list[dict], wanted: Sequence[str]) -> l
     return kept
 
 
-class _Program:
-    """A method's compiled sweep program, made in the compile-ahead thread: ``ready`` is set once
-    ``program`` holds it (None if it could not be made: the sweep then compiles, and reports any error,
-    itself)."""
-
-    def __init__(self) -> None:
-        self.ready = threading.Event()
-        self.program: Any = None
-        self.loaded = False
-
-
 def _import_pyplot() -> None:
     """Imports matplotlib's pyplot for the plot at the end (the plot reports a missing matplotlib itself)."""
     from jaxirm.plotting import _pyplot
@@ -164,78 +152,6 @@ def _import_pyplot() -> None:
         _pyplot()
     except ImportError:
         pass
-
-
-def _program_store(run: Run, keep_programs: bool):
-    """The store of compiled programs (`_programs.ProgramStore`) beside JAX's persistent compilation cache
-    (``<cache>/jaxirm-programs``), or None: no cache folder, or not one of jaxirm's own experiments."""
-    cache = jax.config.jax_compilation_cache_dir
-    if not keep_programs or not cache:
-        return None
-    return ProgramStore(Path(cache) / "jaxirm-programs")
-
-
-class _CompileAhead:
-    """Makes the methods' sweep programs in a background thread, in the order they are submitted, so that
-    method k + 1's is ready when method k has trained: loaded from ``store`` when it holds the program (no
-    tracing), else traced and compiled (a load from JAX's persistent cache when it has it) and stored.
-
-    Methods built by the same callable (`Method.build`: one solver, e.g. `paper_methods`' two norms of a
-    game, whose norm is data) share one program, made once.
-
-    The main thread submits a sweep after `prepare` has checked it and laid it out, while the devices are
-    idle: the thread itself never touches a device (a check of a device array would queue behind the
-    training program, and the program would be ready only after that training ends).
-    """
-
-    def __init__(self, run: Run, store: ProgramStore | None) -> None:
-        self.run, self.store = run, store
-        self.slots: dict[str, _Program] = {}
-        self.made: dict[str, tuple[Any, bool]] = {}  # program key -> (program, loaded)
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
-        threading.Thread(target=self._work, name="jaxirm-compile-ahead", daemon=True).start()
-
-    def submit(self, name: str, sweep) -> None:
-        self.slots[name] = _Program()
-        self.queue.put((name, sweep))
-
-    def program(self, name: str) -> _Program:
-        """The method's slot, once its program is ready (or could not be made)."""
-        self.slots[name].ready.wait()
-        return self.slots[name]
-
-    def _identity(self, name: str) -> dict:
-        """What names a method's program without tracing it: the experiment and the methods built by the same
-        callable (`Method.build`: the same solver, so one program and one key)."""
-        methods = self.run.exp.methods
-        build = next(m.build for m in methods if m.name == name)
-        sharing = "+".join(m.name for m in methods if m.build is build)
-        return {"experiment": self.run.exp.name, "method": sharing}
-
-    def _work(self) -> None:
-        store = self.store
-        while True:
-            name, sweep = self.queue.get()
-            slot = self.slots[name]
-            try:
-                key = program_key(self._identity(name), sweep.args, sweep.static)
-                if key in self.made:
-                    slot.program, slot.loaded = self.made[key]
-                    continue
-                if store is not None:
-                    slot.program = store.load(key)
-                    slot.loaded = slot.program is not None
-                if slot.program is None and store is None:
-                    slot.program = precompile(sweep)
-                elif slot.program is None:
-                    slot.program, serializable = compile_serializable(sweep)
-                    if serializable:  # else the next run traces it again and loads it from JAX's cache
-                        store.save(key, slot.program)
-                self.made[key] = (slot.program, slot.loaded)
-            except Exception:  # the sweep itself reports it, in the main thread
-                slot.program = None
-            finally:
-                slot.ready.set()
 
 
 def _reproduce(run: Run, keep_programs: bool = False) -> list[dict]:
@@ -268,7 +184,7 @@ def _reproduce(run: Run, keep_programs: bool = False) -> list[dict]:
 
         todos = {m.name: [s for s in range(run.seeds) if not fresh(m.name, s)] for m in run.methods}
 
-        store = _program_store(run, keep_programs)
+        store = program_store(run, keep_programs)
         # Each sweep is checked and laid out just before the previous one trains (while the devices are idle)
         # and handed to the compile-ahead thread once that one is launched; the thread makes its program while
         # that one trains. Only two sweeps' arrays are alive at a time. Without a compilation cache, each
@@ -276,7 +192,7 @@ def _reproduce(run: Run, keep_programs: bool = False) -> list[dict]:
         to_prepare = [m for m in run.methods if todos[m.name]]
         ahead = None
         if jax.config.jax_compilation_cache_dir and (len(to_prepare) > 1 or store is not None):
-            ahead = _CompileAhead(run, store)
+            ahead = CompileAhead(run, store)
         prepared: dict[str, Any] = {}
 
         def prepare_next() -> str | None:
